@@ -1,0 +1,23 @@
+/**
+ * The relay client: {@linkcode waitForCode} for programs, and a CLI.
+ *
+ * ```sh
+ * CODE=$(deno run --allow-net --allow-read --allow-write --allow-env client.ts --state "$STATE")
+ * ```
+ *
+ * @module
+ */
+
+export { resolveSettings, waitForCode, type WaitForCodeOptions } from "./src/client.ts";
+export { ERROR_CODES, type ErrorCode, OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./src/errors.ts";
+export { ConfigError, DEFAULT_SETTINGS, type EnvSource, loadSettings, type Settings } from "./src/config.ts";
+export type { OAuthCallbackResult } from "./src/protocol.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./src/cli.ts");
+  const encoder = new TextEncoder();
+  Deno.exitCode = await main(Deno.args, {
+    stdout: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),
+    stderr: (text) => Deno.stderr.writeSync(encoder.encode(text + "\n")),
+  });
+}

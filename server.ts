@@ -1,0 +1,38 @@
+/**
+ * Runs the relay: `deno task serve`. Reads `OAUTH_*`, `HOST` and `PORT` from
+ * the environment (and `.env`), and stops cleanly on SIGINT or SIGTERM.
+ *
+ * @module
+ */
+
+import { ConfigError, loadServerConfig, loadSettings } from "./src/config.ts";
+import { ListenError } from "./src/listen.ts";
+import { createLogger } from "./src/log.ts";
+import { startRelay } from "./src/relay.ts";
+
+function fail(message: string): never {
+  console.error(`oauth-relay: ${message}`);
+  Deno.exit(1);
+}
+
+try {
+  const settings = loadSettings(Deno.env, Deno.build.os);
+  const config = loadServerConfig(Deno.env);
+  const logger = createLogger(config.logLevel);
+  const relay = await startRelay({ settings, hostname: config.hostname, port: config.port, logger });
+
+  const stop = async () => {
+    logger.info("Shutting down");
+    await relay.shutdown();
+    Deno.exit(0);
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, stop);
+} catch (error) {
+  if (error instanceof ConfigError || error instanceof ListenError) fail(error.message);
+  if (error instanceof Deno.errors.AddrInUse) {
+    fail(`Cannot listen for HTTP: the address is in use; stop the other server or set PORT`);
+  }
+  if (error instanceof Deno.errors.NotCapable) fail(`Missing permission: ${error.message.split("\n")[0]}`);
+  fail(`Cannot start: ${error instanceof Error ? error.message.split("\n")[0] : error}`);
+}

@@ -1,0 +1,131 @@
+/**
+ * The `client.ts` command line: wait for one callback and print it.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
+import { resolveSettings, waitForCode } from "./client.ts";
+import { ConfigError, type Settings } from "./config.ts";
+
+/** Exit codes of the CLI. */
+export const EXIT = { CODE: 0, NO_CODE: 1, USAGE: 2, TIMEOUT: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
+
+export const USAGE = `Usage: deno run --allow-net --allow-read --allow-write --allow-env client.ts [options]
+
+Waits for one OAuth callback at the relay and prints the code on stdout.
+
+Options:
+  --state <state>     State of the authorization request (omit for single-slot mode)
+  --timeout <secs>    Seconds to wait (default OAUTH_DEFAULT_TIMEOUT, 300)
+  --socket <path>     Coordinator Unix socket (default OAUTH_SOCKET_PATH)
+  --tcp               Connect over loopback TCP instead (OAUTH_USE_TCP)
+  --port <port>       Coordinator TCP port, implies --tcp (default OAUTH_TCP_FALLBACK_PORT, 9999)
+  --json              Print the whole result as JSON instead of the code
+  --help              Show this help
+
+Exit codes: 0 code received; 1 callback without a code (payload printed); 2 bad usage;
+3 timeout; 4 relay not reachable; 5 relay refused or ended the wait (e.g. state taken, superseded)`;
+
+/** Where the CLI writes; the real process streams by default. */
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+function usageError(io: CliIo, message: string): number {
+  io.stderr(`oauth-relay: ${message}; see --help`);
+  return EXIT.USAGE;
+}
+
+/**
+ * Runs the CLI with `args` and returns its exit code.
+ *
+ * @param args Command-line arguments, without the program name.
+ * @param io Output streams.
+ */
+export async function main(args: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        state: { type: "string" },
+        timeout: { type: "string" },
+        socket: { type: "string" },
+        tcp: { type: "boolean" },
+        port: { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    return usageError(io, error instanceof Error ? error.message.split("\n")[0].replace(/\.$/, "") : String(error));
+  }
+  if (values.help) {
+    io.stdout(USAGE);
+    return EXIT.CODE;
+  }
+
+  const overrides: Partial<Settings> = {};
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!(timeout > 0) || !Number.isFinite(timeout)) {
+      return usageError(io, `--timeout must be a positive number of seconds, got "${values.timeout}"`);
+    }
+  }
+  if (values.state === "") return usageError(io, "--state must not be empty");
+  if (values.socket !== undefined) {
+    if (values.socket === "") return usageError(io, "--socket must not be empty");
+    overrides.socketPath = values.socket;
+    overrides.useTcp = false;
+  }
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) {
+      return usageError(io, `--port must be a port number from 1 to 65535, got "${values.port}"`);
+    }
+    overrides.tcpFallbackPort = port;
+    overrides.useTcp = true;
+  }
+  if (values.tcp) overrides.useTcp = true;
+
+  let settings: Settings;
+  try {
+    settings = resolveSettings(overrides);
+  } catch (error) {
+    if (error instanceof ConfigError) return usageError(io, error.message);
+    throw error;
+  }
+
+  try {
+    const result = await waitForCode({
+      state: values.state,
+      timeout,
+      settings,
+      onRegistered: () =>
+        io.stderr(
+          `oauth-relay: waiting for the callback${values.state === undefined ? " (single-slot mode)" : ""}`,
+        ),
+    });
+    if (values.json) io.stdout(JSON.stringify(result));
+    else if (result.success) io.stdout(result.code!);
+    else io.stdout(JSON.stringify(result.raw));
+    if (!result.success) {
+      const error = typeof result.raw.error === "string" ? `: ${result.raw.error.slice(0, 100)}` : "";
+      io.stderr(`oauth-relay: the callback carried no code${JSON.stringify(error).slice(1, -1)}`);
+      return EXIT.NO_CODE;
+    }
+    return EXIT.CODE;
+  } catch (error) {
+    if (!(error instanceof OAuthRelayError)) throw error;
+    io.stderr(`oauth-relay: ${error.message}`);
+    if (error instanceof OAuthTimeoutError) return EXIT.TIMEOUT;
+    if (error instanceof OAuthConnectionError) return EXIT.UNREACHABLE;
+    return EXIT.REFUSED;
+  }
+}

@@ -1,0 +1,220 @@
+// This module is browser compatible.
+
+/**
+ * Relay settings: the `OAUTH_*` environment variables, their defaults and
+ * their validation. Shared by the relay and the client.
+ *
+ * @module
+ */
+
+/** Settings of the relay and of its clients. Each field is an `OAUTH_*` variable in camelCase. */
+export interface Settings {
+  /** `OAUTH_ENABLED`: serve the callback route and the coordinator. Default `true`. */
+  enabled: boolean;
+  /** `OAUTH_CALLBACK_PATH`: HTTP path of the callback. Default `/oauth/callback`. */
+  callbackPath: string;
+  /** `OAUTH_CODE_KEYS`: parameter names that hold the code, matched case-insensitively. */
+  codeKeys: string[];
+  /** `OAUTH_SOCKET_PATH`: absolute path of the coordinator's Unix socket. */
+  socketPath: string;
+  /** `OAUTH_TCP_FALLBACK_PORT`: loopback TCP port of the coordinator in TCP mode. Default `9999`. */
+  tcpFallbackPort: number;
+  /** `OAUTH_DEFAULT_TIMEOUT`: seconds a client waits when it names no timeout. Default `300`. */
+  defaultTimeout: number;
+  /** `OAUTH_LOG_UNMATCHED`: log callbacks that no client waits for. Default `true`. */
+  logUnmatched: boolean;
+  /** `OAUTH_USE_TCP`: use loopback TCP instead of a Unix socket. Default `false`, `true` on Windows. */
+  useTcp: boolean;
+}
+
+/** The defaults of every setting, as the seed documents them (except `enabled`, see README). */
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
+  enabled: true,
+  callbackPath: "/oauth/callback",
+  codeKeys: ["code", "authorization_code"],
+  socketPath: "/tmp/poast-relay-oauth.sock",
+  tcpFallbackPort: 9999,
+  defaultTimeout: 300,
+  logUnmatched: true,
+  useTcp: false,
+});
+
+/**
+ * A setting whose value cannot be used. The message names the variable and
+ * the value, so a person can fix it from one line.
+ */
+export class ConfigError extends Error {
+  /** The variable at fault, e.g. `OAUTH_TCP_FALLBACK_PORT`. */
+  readonly variable: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param variable The variable at fault.
+   * @param message One line naming the variable, the value and the fix.
+   */
+  constructor(variable: string, message: string) {
+    super(message);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+/** Reads one variable; `undefined` when unset. */
+export type EnvSource =
+  | Record<string, string | undefined>
+  | { get(name: string): string | undefined };
+
+const TRUE = new Set(["true", "1", "yes"]);
+const FALSE = new Set(["false", "0", "no"]);
+
+function reader(env: EnvSource): (name: string) => string | undefined {
+  if (typeof (env as { get?: unknown }).get === "function") {
+    const source = env as { get(name: string): string | undefined };
+    return (name) => source.get(name);
+  }
+  return (name) => (env as Record<string, string | undefined>)[name];
+}
+
+function shown(value: string): string {
+  return JSON.stringify(value.length > 80 ? value.slice(0, 80) + "…" : value);
+}
+
+/** Parses a boolean the way people write them: true/false/1/0/yes/no, any case. */
+export function parseBoolean(name: string, value: string): boolean {
+  const word = value.trim().toLowerCase();
+  if (TRUE.has(word)) return true;
+  if (FALSE.has(word)) return false;
+  throw new ConfigError(
+    name,
+    `${name} must be true or false (or 1/0, yes/no), got ${shown(value)}`,
+  );
+}
+
+/** Parses a TCP port, 0–65535. */
+export function parsePort(name: string, value: string): number {
+  const port = Number(value.trim());
+  if (!/^\d+$/.test(value.trim()) || port > 65535) {
+    throw new ConfigError(name, `${name} must be a port number from 0 to 65535, got ${shown(value)}`);
+  }
+  return port;
+}
+
+/** Parses a positive, finite number of seconds. */
+export function parseSeconds(name: string, value: string): number {
+  const seconds = Number(value.trim());
+  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+    throw new ConfigError(name, `${name} must be a positive number of seconds, got ${shown(value)}`);
+  }
+  return seconds;
+}
+
+function parsePath(name: string, value: string): string {
+  if (!value.startsWith("/")) {
+    throw new ConfigError(name, `${name} must be an absolute path starting with "/", got ${shown(value)}`);
+  }
+  return value;
+}
+
+function parseCallbackPath(name: string, value: string): string {
+  if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/.test(value)) {
+    throw new ConfigError(name, `${name} must be a URL path starting with "/", got ${shown(value)}`);
+  }
+  return value;
+}
+
+function parseKeys(name: string, value: string): string[] {
+  const keys = value.split(",").map((key) => key.trim().toLowerCase()).filter(Boolean);
+  if (keys.length === 0) {
+    throw new ConfigError(name, `${name} must list at least one parameter name, got ${shown(value)}`);
+  }
+  return keys;
+}
+
+/**
+ * Builds {@linkcode Settings} from environment variables, filling in defaults.
+ *
+ * @param env Where the variables come from: `Deno.env`, `process.env` or a plain object.
+ * @param platform The operating system, as in `Deno.build.os`; `"windows"` turns on TCP mode.
+ * @returns Complete, validated settings.
+ * @throws {ConfigError} When a variable holds a value that cannot be used.
+ *
+ * @example
+ * ```ts
+ * import { loadSettings } from "./config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const settings = loadSettings({ OAUTH_USE_TCP: "yes", OAUTH_TCP_FALLBACK_PORT: "9100" });
+ * assert.equal(settings.useTcp, true);
+ * assert.equal(settings.tcpFallbackPort, 9100);
+ * assert.equal(settings.callbackPath, "/oauth/callback");
+ * ```
+ */
+export function loadSettings(env: EnvSource, platform?: string): Settings {
+  const get = reader(env);
+  const value = <T>(name: string, parse: (name: string, raw: string) => T, fallback: T): T => {
+    const raw = get(name);
+    return raw === undefined || raw === "" ? fallback : parse(name, raw);
+  };
+  const d = DEFAULT_SETTINGS;
+  return {
+    enabled: value("OAUTH_ENABLED", parseBoolean, d.enabled),
+    callbackPath: value("OAUTH_CALLBACK_PATH", parseCallbackPath, d.callbackPath),
+    codeKeys: value("OAUTH_CODE_KEYS", parseKeys, [...d.codeKeys]),
+    socketPath: value("OAUTH_SOCKET_PATH", parsePath, d.socketPath),
+    tcpFallbackPort: value("OAUTH_TCP_FALLBACK_PORT", parsePort, d.tcpFallbackPort),
+    defaultTimeout: value("OAUTH_DEFAULT_TIMEOUT", parseSeconds, d.defaultTimeout),
+    logUnmatched: value("OAUTH_LOG_UNMATCHED", parseBoolean, d.logUnmatched),
+    useTcp: value("OAUTH_USE_TCP", parseBoolean, platform === "windows" || d.useTcp),
+  };
+}
+
+/** Where the coordinator listens, as clients and `/health` see it. */
+export type CoordinatorAddress =
+  | { transport: "unix"; path: string }
+  | { transport: "tcp"; hostname: string; port: number };
+
+/** The coordinator address that `settings` describe. */
+export function coordinatorAddress(settings: Settings): CoordinatorAddress {
+  return settings.useTcp
+    ? { transport: "tcp", hostname: "127.0.0.1", port: settings.tcpFallbackPort }
+    : { transport: "unix", path: settings.socketPath };
+}
+
+/** The address as one short string, for messages: a path, or `host:port`. */
+export function formatAddress(address: CoordinatorAddress): string {
+  return address.transport === "unix" ? address.path : `${address.hostname}:${address.port}`;
+}
+
+/** Settings only the relay process reads: its HTTP listener and log level. */
+export interface ServerConfig {
+  /** `HOST`: address of the HTTP listener. Default `127.0.0.1` (put a TLS proxy in front). */
+  hostname: string;
+  /** `PORT`: HTTP port. Default `8000`. */
+  port: number;
+  /** `OAUTH_LOG_LEVEL`: debug, info, warn, error or silent. Default `info`. */
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+const LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+
+/**
+ * Reads {@linkcode ServerConfig} from environment variables.
+ *
+ * @throws {ConfigError} When a variable holds a value that cannot be used.
+ */
+export function loadServerConfig(env: EnvSource): ServerConfig {
+  const get = reader(env);
+  const hostname = get("HOST")?.trim() || "127.0.0.1";
+  const rawPort = get("PORT");
+  const port = rawPort ? parsePort("PORT", rawPort) : 8000;
+  const rawLevel = get("OAUTH_LOG_LEVEL")?.trim().toLowerCase() || "info";
+  const logLevel = LEVELS.find((level) => level === rawLevel);
+  if (!logLevel) {
+    throw new ConfigError(
+      "OAUTH_LOG_LEVEL",
+      `OAUTH_LOG_LEVEL must be one of ${LEVELS.join(", ")}, got ${shown(get("OAUTH_LOG_LEVEL") ?? "")}`,
+    );
+  }
+  return { hostname, port, logLevel };
+}

@@ -1,0 +1,177 @@
+/**
+ * The coordinator: accepts client connections, registers each as a waiter,
+ * and writes the callback to it when the HTTP side routes one there.
+ *
+ * @module
+ */
+
+import {
+  decodeClientMessage,
+  encode,
+  LineSplitter,
+  type OAuthCallbackResult,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  type RelayMessage,
+} from "./protocol.ts";
+import { RegistrationError, type Waiter, type WaiterRegistry } from "./registry.ts";
+import { type Logger, quote, redactCode } from "./log.ts";
+
+/** Options of {@linkcode serveCoordinator}. */
+export interface CoordinatorOptions {
+  registry: WaiterRegistry;
+  logger: Logger;
+  /** Seconds a registration lasts when the client names no timeout. */
+  defaultTimeout: number;
+  /** Milliseconds a connection may stay silent before it registers. */
+  registerTimeoutMs?: number;
+}
+
+/** A running coordinator. */
+export interface Coordinator {
+  /** Resolves when the accept loop has ended. */
+  readonly finished: Promise<void>;
+  /** Ends every open connection with `code`, e.g. on shutdown; resolves once each was told. */
+  endAll(code: string, message: string): Promise<void>;
+}
+
+const READ_BUFFER_BYTES = 1024;
+// setTimeout takes a signed 32-bit delay; longer waits are capped (about 24 days).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Serves the coordinator protocol on `listener` until the listener closes. */
+export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOptions): Coordinator {
+  const connections = new Set<Connection>();
+  const finished = (async () => {
+    try {
+      for await (const conn of listener) {
+        const connection = new Connection(conn, options, connections);
+        connections.add(connection);
+        connection.serve();
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+  })();
+  return {
+    finished,
+    async endAll(code, message) {
+      await Promise.all([...connections].map((connection) => connection.end(code, message)));
+    },
+  };
+}
+
+/** One client connection; after it registers, it is the registry's waiter. */
+class Connection implements Waiter {
+  state: string | null = null;
+  #done = false;
+  #registered = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #conn: Deno.Conn;
+  readonly #options: CoordinatorOptions;
+  readonly #connections: Set<Connection>;
+
+  constructor(conn: Deno.Conn, options: CoordinatorOptions, connections: Set<Connection>) {
+    this.#conn = conn;
+    this.#options = options;
+    this.#connections = connections;
+  }
+
+  async serve(): Promise<void> {
+    const { logger } = this.#options;
+    this.#timer = setTimeout(
+      () => this.end("idle", "No registration received in time; send a register message first"),
+      this.#options.registerTimeoutMs ?? 10_000,
+    );
+    const splitter = new LineSplitter();
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    try {
+      while (!this.#done) {
+        const n = await this.#conn.read(buffer);
+        if (n === null) break;
+        for (const line of splitter.push(buffer.subarray(0, n))) this.#onLine(line);
+      }
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        logger.debug(`Coordinator refused a message: ${error.message}`);
+        this.end("protocol", error.message);
+      } else if (!this.#done) {
+        logger.debug(`Coordinator connection failed: ${error instanceof Error ? error.message : error}`);
+      }
+    } finally {
+      // A client that disconnects or dies is forgotten at once. When a final
+      // message is on its way instead, its sender closes the connection.
+      if (!this.#done) {
+        if (this.#registered) logger.debug(`Client for state ${quote(this.state)} disconnected before its callback`);
+        this.#finish();
+      }
+    }
+  }
+
+  #onLine(line: Uint8Array): void {
+    if (this.#registered) throw new ProtocolError("Already registered: one register message per connection");
+    const message = decodeClientMessage(line);
+    const { registry, logger, defaultTimeout } = this.#options;
+    this.state = message.state ?? null;
+    try {
+      registry.add(this);
+    } catch (error) {
+      if (!(error instanceof RegistrationError)) throw error;
+      logger.info(`Refused client for state ${quote(this.state)}: ${error.message}`);
+      this.end(error.code, error.message);
+      return;
+    }
+    this.#registered = true;
+    clearTimeout(this.#timer);
+    const seconds = message.timeout ?? defaultTimeout;
+    this.#timer = setTimeout(() => this.#expire(), Math.min(seconds * 1000, MAX_TIMER_MS));
+    logger.info(`Client registered for state: ${quote(this.state)}`);
+    this.#send({ v: PROTOCOL_VERSION, type: "registered", state: this.state });
+  }
+
+  #expire(): void {
+    if (this.#done) return;
+    this.#options.logger.info(`OAuth callback timeout for state: ${quote(this.state)}`);
+    this.end("timeout", "No callback arrived before the timeout");
+  }
+
+  async deliver(result: OAuthCallbackResult): Promise<boolean> {
+    if (this.#done) return false;
+    this.#done = true;
+    const delivered = await this.#send({ v: PROTOCOL_VERSION, type: "callback", result });
+    const { logger } = this.#options;
+    if (delivered) {
+      logger.info(`OAuth callback delivered to client for state: ${quote(this.state)}`);
+      if (logger.debugEnabled) logger.debug(`Delivered ${redactCode(result.code)} for state ${quote(this.state)}`);
+    }
+    this.#finish();
+    return delivered;
+  }
+
+  async end(code: string, message: string): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    await this.#send({ v: PROTOCOL_VERSION, type: "error", code, message });
+    this.#finish();
+  }
+
+  async #send(message: RelayMessage): Promise<boolean> {
+    const bytes = encode(message);
+    try {
+      for (let offset = 0; offset < bytes.length;) offset += await this.#conn.write(bytes.subarray(offset));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #finish(): void {
+    this.#done = true;
+    clearTimeout(this.#timer);
+    if (this.#registered) this.#options.registry.remove(this);
+    if (!this.#connections.delete(this)) return;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * The HTTP side as a plain `(Request) => Promise<Response>` handler: the
+ * callback route, its pages, and `/health`.
+ *
+ * @module
+ */
+
+import type { CoordinatorAddress, Settings } from "./config.ts";
+import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "./extract.ts";
+import { type Logger, quote, redactCode } from "./log.ts";
+import { badRequestPage, completePage, deniedPage, noClientPage, pageResponse, SECURITY_HEADERS } from "./pages.ts";
+import type { CallbackRouter } from "./registry.ts";
+
+/** Limits on what a stranger may send to the callback route. */
+export interface HttpLimits {
+  /** Largest request body, in bytes (413 above). */
+  maxBodyBytes: number;
+  /** Most parameters, query and body together (400 above). */
+  maxParams: number;
+  /** Longest parameter name (400 above). */
+  maxKeyLength: number;
+  /** Longest parameter value, in characters (400 above). */
+  maxValueLength: number;
+  /** Longest request URL, in characters (414 above). */
+  maxUrlLength: number;
+}
+
+/** Default {@linkcode HttpLimits}, documented in the README. */
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxBodyBytes: 64 * 1024,
+  maxParams: 100,
+  maxKeyLength: 128,
+  maxValueLength: 8 * 1024,
+  maxUrlLength: 16 * 1024,
+});
+
+/** Options of {@linkcode createHandler}. */
+export interface HandlerOptions {
+  settings: Settings;
+  router: CallbackRouter;
+  logger: Logger;
+  /** Where the coordinator listens, for `/health`; `null` when the relay is disabled. */
+  coordinator: CoordinatorAddress | null;
+  limits?: Partial<HttpLimits>;
+}
+
+/** A callback the relay refuses before routing it; becomes a 4xx page. */
+class RequestProblem extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
+  if (!request.body) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > maxBytes) {
+        // Stop reading at the limit, also for chunked bodies without Content-Length.
+        await reader.cancel().catch(() => {});
+        throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return chunks[0];
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
+function decodeText(body: Uint8Array): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new RequestProblem(400, "Request body is not valid UTF-8");
+  }
+}
+
+async function readParams(request: Request, url: URL, limits: HttpLimits): Promise<CallbackParams> {
+  const params: CallbackParams = {};
+  let count = 0;
+  const add = (key: string, value: unknown) => {
+    if (++count > limits.maxParams) throw new RequestProblem(400, `More than ${limits.maxParams} parameters`);
+    if (key.length > limits.maxKeyLength) {
+      throw new RequestProblem(400, `A parameter name is longer than ${limits.maxKeyLength} characters`);
+    }
+    if (typeof value === "string" && value.length > limits.maxValueLength) {
+      throw new RequestProblem(
+        400,
+        `Parameter "${key.slice(0, 40)}" is longer than ${limits.maxValueLength} characters`,
+      );
+    }
+    addParam(params, key, value);
+  };
+  for (const [key, value] of url.searchParams) add(key, value);
+
+  if (request.method !== "POST") return params;
+  const body = await readBody(request, limits.maxBodyBytes);
+  if (body.length === 0) return params;
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  if (type === "application/x-www-form-urlencoded") {
+    for (const [key, value] of new URLSearchParams(decodeText(body))) add(key, value);
+  } else if (type === "application/json" || type.endsWith("+json")) {
+    let json: unknown;
+    try {
+      json = JSON.parse(decodeText(body));
+    } catch (error) {
+      if (error instanceof RequestProblem) throw error;
+      throw new RequestProblem(400, "Request body is not valid JSON");
+    }
+    if (typeof json !== "object" || json === null || Array.isArray(json)) {
+      throw new RequestProblem(400, "JSON body must be an object");
+    }
+    for (const [key, value] of Object.entries(json)) {
+      if (Array.isArray(value)) { for (const item of value) add(key, item); }
+      else add(key, value);
+    }
+  } else {
+    throw new RequestProblem(
+      415,
+      `Unsupported content type "${type || "none"}": send application/x-www-form-urlencoded or application/json`,
+    );
+  }
+  return params;
+}
+
+function text(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (Array.isArray(value) && typeof value[0] === "string") return value[0];
+  return null;
+}
+
+/**
+ * Creates the relay's HTTP handler.
+ *
+ * @param options Settings, where to route callbacks, the logger and limits.
+ * @returns A handler for `Deno.serve` or for direct calls in tests.
+ */
+export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
+  const { settings, router, logger, coordinator } = options;
+  const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
+
+  async function callback(request: Request, url: URL): Promise<Response> {
+    if (request.method !== "GET" && request.method !== "POST") {
+      return pageResponse(badRequestPage(405, `Method ${request.method} is not allowed here`), {
+        allow: "GET, POST",
+      });
+    }
+    try {
+      if (request.url.length > limits.maxUrlLength) {
+        throw new RequestProblem(414, `Request URL longer than ${limits.maxUrlLength} characters`);
+      }
+      const params = await readParams(request, url, limits);
+      const result = extractCallback(params, settings.codeKeys);
+      const outcome = await router.deliver(result);
+      if (outcome === "delivered") {
+        if (result.success) return pageResponse(completePage());
+        return pageResponse(deniedPage(text(params.error), text(params.error_description)));
+      }
+      if (settings.logUnmatched) {
+        logger.info(`No client waiting for state ${quote(result.state)} - dropping callback`);
+      }
+      if (logger.debugEnabled) {
+        logger.debug(
+          `Unmatched callback had ${redactCode(result.code)} and parameters ${Object.keys(params).join(", ")}`,
+        );
+      }
+      return pageResponse(noClientPage());
+    } catch (error) {
+      if (error instanceof AmbiguousCallbackError) {
+        logger.info(`Refused callback: ${error.message}`);
+        return pageResponse(badRequestPage(400, error.message));
+      }
+      if (error instanceof RequestProblem) {
+        logger.debug(`Refused callback (${error.status}): ${error.message}`);
+        return pageResponse(badRequestPage(error.status, error.message));
+      }
+      throw error;
+    }
+  }
+
+  function health(): Response {
+    return Response.json({
+      status: "ok",
+      enabled: settings.enabled,
+      coordinator,
+      waiting: router.waiting,
+    }, { headers: { "cache-control": "no-store" } });
+  }
+
+  return async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) return health();
+    if (settings.enabled && url.pathname === settings.callbackPath) return await callback(request, url);
+    return new Response("Not found\n", {
+      status: 404,
+      headers: { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8" },
+    });
+  };
+}

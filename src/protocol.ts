@@ -1,0 +1,208 @@
+// This module is browser compatible.
+
+/**
+ * The coordinator's wire protocol, one definition for both sides.
+ *
+ * Newline-delimited JSON over a Unix socket or loopback TCP. Every message is
+ * one JSON object on one line with `"v": 1` and a `"type"`. The client speaks
+ * first (`register`); the relay answers `registered`, then at most one final
+ * message (`callback` or `error`) and closes. See `docs/protocol.md`.
+ *
+ * @module
+ */
+
+/** Protocol version this code speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Longest line either side accepts, in bytes, newline excluded. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+/** What the relay delivers: the code when one was found, and everything the provider sent. */
+export interface OAuthCallbackResult {
+  /** `true` when a code was found in the callback. */
+  success: boolean;
+  /** The authorization code, or `null` when the callback carried none (e.g. `error=access_denied`). */
+  code: string | null;
+  /** The `state` of the callback, or `null` when it had none (single-slot mode). */
+  state: string | null;
+  /** Every parameter of the callback (query and body), so the client can check `iss` or read `error`. */
+  raw: Record<string, unknown>;
+}
+
+/** Client → relay: wait for the callback of `state` (or, without one, the single slot). */
+export interface RegisterMessage {
+  v: 1;
+  type: "register";
+  /** Omitted or `null` for single-slot mode. */
+  state?: string | null;
+  /** Seconds the relay keeps the registration; the relay's default when omitted. */
+  timeout?: number;
+}
+
+/** Relay → client: the registration is in place; the authorization may start. */
+export interface RegisteredMessage {
+  v: 1;
+  type: "registered";
+  state: string | null;
+}
+
+/** Relay → client: the callback arrived. Final. */
+export interface CallbackMessage {
+  v: 1;
+  type: "callback";
+  result: OAuthCallbackResult;
+}
+
+/** Relay → client: the registration ended without a callback. Final. */
+export interface ErrorMessage {
+  v: 1;
+  type: "error";
+  /** Stable reason: `timeout`, `superseded`, `state_taken`, `too_many_waiters`, `protocol`, `shutdown`, … */
+  code: string;
+  /** One line for a person. */
+  message: string;
+}
+
+/** Any message a client may send. */
+export type ClientMessage = RegisterMessage;
+/** Any message the relay may send. */
+export type RelayMessage = RegisteredMessage | CallbackMessage | ErrorMessage;
+
+/** A line that is not a valid message; `message` says why in one line. */
+export class ProtocolError extends Error {
+  /**
+   * @param message Why the line was refused.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes one message as a UTF-8 line, newline included. */
+export function encode(message: ClientMessage | RelayMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(message) + "\n");
+}
+
+function parseObject(line: Uint8Array): Record<string, unknown> {
+  let text: string;
+  try {
+    text = decoder.decode(line);
+  } catch {
+    throw new ProtocolError("Message is not valid UTF-8");
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ProtocolError("Message is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError("Message must be a JSON object");
+  }
+  const message = value as Record<string, unknown>;
+  if (message.v !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `Unsupported protocol version ${JSON.stringify(message.v ?? null)}: this relay speaks v${PROTOCOL_VERSION}`,
+    );
+  }
+  return message;
+}
+
+/**
+ * Decodes a line a client sent (newline excluded).
+ *
+ * @throws {ProtocolError} When the line is not a valid client message.
+ */
+export function decodeClientMessage(line: Uint8Array): ClientMessage {
+  const message = parseObject(line);
+  if (message.type !== "register") {
+    throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)}: expected "register"`);
+  }
+  const { state, timeout } = message;
+  if (state !== undefined && state !== null && (typeof state !== "string" || state === "")) {
+    throw new ProtocolError('"state" must be a non-empty string or null');
+  }
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
+    throw new ProtocolError('"timeout" must be a positive number of seconds');
+  }
+  return { v: 1, type: "register", state: state ?? null, timeout };
+}
+
+/**
+ * Decodes a line the relay sent (newline excluded).
+ *
+ * @throws {ProtocolError} When the line is not a valid relay message.
+ */
+export function decodeRelayMessage(line: Uint8Array): RelayMessage {
+  const message = parseObject(line);
+  switch (message.type) {
+    case "registered":
+    case "callback":
+    case "error":
+      return message as unknown as RelayMessage;
+    default:
+      throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)} from relay`);
+  }
+}
+
+/**
+ * Splits a byte stream into lines, each at most {@linkcode MAX_LINE_BYTES}.
+ * Feed chunks with {@linkcode LineSplitter.push}; it returns the complete
+ * lines they finish.
+ */
+export class LineSplitter {
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  readonly #max: number;
+
+  /** @param maxLineBytes Longest accepted line, newline excluded. */
+  constructor(maxLineBytes: number = MAX_LINE_BYTES) {
+    this.#max = maxLineBytes;
+  }
+
+  /**
+   * Adds a chunk and returns the lines it completes.
+   *
+   * @throws {ProtocolError} When a line grows past the limit; the splitter must then be dropped.
+   */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const lines: Uint8Array[] = [];
+    let start = 0;
+    for (let end = chunk.indexOf(10); end !== -1; end = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, end);
+      this.#check(piece.length);
+      lines.push(this.#pendingBytes === 0 ? piece : this.#join(piece));
+      start = end + 1;
+    }
+    if (start < chunk.length) {
+      const rest = chunk.slice(start);
+      this.#check(rest.length);
+      this.#pending.push(rest);
+      this.#pendingBytes += rest.length;
+    }
+    return lines;
+  }
+
+  #check(extra: number) {
+    if (this.#pendingBytes + extra > this.#max) {
+      throw new ProtocolError(`Line longer than ${this.#max} bytes`);
+    }
+  }
+
+  #join(last: Uint8Array): Uint8Array {
+    const line = new Uint8Array(this.#pendingBytes + last.length);
+    let offset = 0;
+    for (const part of this.#pending) {
+      line.set(part, offset);
+      offset += part.length;
+    }
+    line.set(last, offset);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return line;
+  }
+}

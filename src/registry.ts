@@ -1,0 +1,135 @@
+/**
+ * The registry of waiters: who waits for which state, and the one atomic
+ * step that hands a callback to exactly one of them.
+ *
+ * The HTTP side only sees {@linkcode CallbackRouter}; a registry shared by
+ * several relays (e.g. in Redis) can implement the same interface.
+ *
+ * @module
+ */
+
+import type { OAuthCallbackResult } from "./protocol.ts";
+
+/** A client waiting for one callback, as the registry sees it. */
+export interface Waiter {
+  /** The state it waits for; `null` for the single slot. */
+  readonly state: string | null;
+  /** Hands over the callback. Resolves `true` when it reached the client. Called at most once. */
+  deliver(result: OAuthCallbackResult): Promise<boolean>;
+  /** Ends the wait without a callback, telling the client why. */
+  end(code: string, message: string): Promise<void>;
+}
+
+/** What became of a callback. */
+export type DeliveryOutcome = "delivered" | "no_waiter";
+
+/** Routes a callback to its waiter. The seam between the HTTP side and the coordinator. */
+export interface CallbackRouter {
+  /** Delivers `result` to the client waiting for `result.state`, at most once. */
+  deliver(result: OAuthCallbackResult): Promise<DeliveryOutcome>;
+  /** How many clients are waiting. */
+  readonly waiting: number;
+}
+
+/** A registration the registry refuses; `code` is sent to the client. */
+export class RegistrationError extends Error {
+  /** Stable reason, e.g. `state_taken`. */
+  readonly code: string;
+  /**
+   * @param code Stable reason.
+   * @param message One line for the client.
+   */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "RegistrationError";
+    this.code = code;
+  }
+}
+
+/** Options of {@linkcode WaiterRegistry}. */
+export interface RegistryOptions {
+  /** Most waiters held at once; further registrations are refused. */
+  maxWaiters?: number;
+}
+
+/** In-memory registry: one waiter per state, plus one single-slot waiter. */
+export class WaiterRegistry implements CallbackRouter {
+  readonly #byState = new Map<string, Waiter>();
+  #single: Waiter | undefined;
+  readonly #maxWaiters: number;
+
+  /** @param options Limits. */
+  constructor(options: RegistryOptions = {}) {
+    this.#maxWaiters = options.maxWaiters ?? Infinity;
+  }
+
+  /** How many clients are waiting. */
+  get waiting(): number {
+    return this.#byState.size + (this.#single ? 1 : 0);
+  }
+
+  /**
+   * Adds a waiter. A single-slot waiter replaces the previous one, which is
+   * ended as superseded.
+   *
+   * @throws {RegistrationError} `state_taken` when another client waits for the state.
+   */
+  add(waiter: Waiter): void {
+    const previous = waiter.state === null ? this.#single : undefined;
+    if (this.waiting - (previous ? 1 : 0) >= this.#maxWaiters) {
+      throw new RegistrationError(
+        "too_many_waiters",
+        `The relay already holds ${this.#maxWaiters} waiting clients; try again later`,
+      );
+    }
+    if (waiter.state === null) {
+      this.#single = waiter;
+      previous?.end("superseded", "Superseded: a newer client registered without a state (single-slot mode)");
+      return;
+    }
+    if (this.#byState.has(waiter.state)) {
+      // First come keeps its place: a second registration must not steal a code.
+      throw new RegistrationError("state_taken", "Another client is already waiting for this state");
+    }
+    this.#byState.set(waiter.state, waiter);
+  }
+
+  /** Removes `waiter` if it still holds its place. */
+  remove(waiter: Waiter): boolean {
+    if (waiter.state === null) {
+      if (this.#single !== waiter) return false;
+      this.#single = undefined;
+      return true;
+    }
+    if (this.#byState.get(waiter.state) !== waiter) return false;
+    return this.#byState.delete(waiter.state);
+  }
+
+  /** Removes and returns the waiter for `state`, so no one else can claim it. */
+  take(state: string | null): Waiter | undefined {
+    if (state === null) {
+      const waiter = this.#single;
+      this.#single = undefined;
+      return waiter;
+    }
+    const waiter = this.#byState.get(state);
+    if (waiter) this.#byState.delete(state);
+    return waiter;
+  }
+
+  /** Every current waiter, e.g. to tell them the relay stops. */
+  all(): Waiter[] {
+    return [...this.#byState.values(), ...(this.#single ? [this.#single] : [])];
+  }
+
+  /**
+   * Delivers `result` to its waiter. Taking the waiter out of the map is
+   * synchronous, so two parallel callbacks for one state deliver once
+   * (RFC 9700 §4.2.4).
+   */
+  async deliver(result: OAuthCallbackResult): Promise<DeliveryOutcome> {
+    const waiter = this.take(result.state);
+    if (!waiter) return "no_waiter";
+    return await waiter.deliver(result) ? "delivered" : "no_waiter";
+  }
+}

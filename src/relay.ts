@@ -1,0 +1,122 @@
+/**
+ * One relay: the HTTP side and the coordinator wired together, started and
+ * stopped as a unit. `server.ts` runs it; tests start one per test.
+ *
+ * @module
+ */
+
+import { type CoordinatorAddress, formatAddress, type Settings } from "./config.ts";
+import { type Coordinator, serveCoordinator } from "./coordinator.ts";
+import { createHandler, type HttpLimits } from "./http.ts";
+import { type BoundListener, listenTcp, listenUnix } from "./listen.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { WaiterRegistry } from "./registry.ts";
+
+/** Options of {@linkcode startRelay}. */
+export interface RelayOptions {
+  settings: Settings;
+  /** HTTP listener address. Default `127.0.0.1`. */
+  hostname?: string;
+  /** HTTP port; 0 picks a free one. Default 8000. */
+  port?: number;
+  /** Default: INFO lines to stderr. */
+  logger?: Logger;
+  /** Permission bits of the Unix socket. Default 0o600. */
+  socketMode?: number;
+  /** Limits on callback requests. */
+  limits?: Partial<HttpLimits>;
+  /** Most waiters at once. */
+  maxWaiters?: number;
+  /** Milliseconds a coordinator connection may stay silent before registering. */
+  registerTimeoutMs?: number;
+}
+
+/** A running relay. */
+export interface Relay extends AsyncDisposable {
+  /** Base URL of the HTTP side, e.g. `http://127.0.0.1:8000`. */
+  readonly url: string;
+  /** Where clients connect; `null` when the relay is disabled. */
+  readonly coordinator: CoordinatorAddress | null;
+  /** The registry of waiters. */
+  readonly registry: WaiterRegistry;
+  /** Stops accepting, finishes in-flight callbacks, tells waiting clients, removes the socket. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a relay.
+ *
+ * @throws {ListenError} When the coordinator cannot listen (live relay on the socket, port in use, …).
+ */
+export async function startRelay(options: RelayOptions): Promise<Relay> {
+  const { settings } = options;
+  const logger = options.logger ?? createLogger("info");
+  const registry = new WaiterRegistry({ maxWaiters: options.maxWaiters });
+
+  let bound: BoundListener | undefined;
+  let coordinator: Coordinator | undefined;
+  if (settings.enabled) {
+    logger.info("OAuth relay enabled");
+    logger.info("OAuth coordinator starting");
+    bound = settings.useTcp
+      ? listenTcp("127.0.0.1", settings.tcpFallbackPort)
+      : await listenUnix(settings.socketPath, options.socketMode);
+    coordinator = serveCoordinator(bound.listener, {
+      registry,
+      logger,
+      defaultTimeout: settings.defaultTimeout,
+      registerTimeoutMs: options.registerTimeoutMs,
+    });
+    logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
+  } else {
+    logger.info("OAuth relay disabled (OAUTH_ENABLED=false): no callback route, no coordinator");
+  }
+
+  const handler = createHandler({
+    settings,
+    router: registry,
+    logger,
+    coordinator: bound?.address ?? null,
+    limits: options.limits,
+  });
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    const { promise: listening, resolve } = Promise.withResolvers<void>();
+    server = Deno.serve({
+      hostname: options.hostname ?? "127.0.0.1",
+      port: options.port ?? 8000,
+      onListen: () => resolve(),
+      onError: (error) => {
+        logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
+        return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
+      },
+    }, handler);
+    await listening;
+  } catch (error) {
+    await bound?.close();
+    throw error;
+  }
+  const { hostname, port } = server.addr;
+  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  logger.info(`HTTP listening on ${url}`);
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      // Stop taking new clients first, then let in-flight callbacks finish, then tell the rest.
+      bound?.listener.close();
+      await server.shutdown();
+      await coordinator?.endAll("shutdown", "The relay is shutting down");
+      await coordinator?.finished;
+      await bound?.close();
+      if (bound) logger.info("OAuth coordinator stopped");
+    })();
+
+  return {
+    url,
+    coordinator: bound?.address ?? null,
+    registry,
+    shutdown,
+    [Symbol.asyncDispose]: shutdown,
+  };
+}

@@ -1,0 +1,63 @@
+/**
+ * The client's only contact with the runtime: opening a connection to the
+ * coordinator and reading `OAUTH_*` variables. Everything else in the
+ * client is Web APIs, so another runtime needs only another transport.
+ *
+ * @module
+ */
+
+import type { CoordinatorAddress, EnvSource } from "./config.ts";
+
+/** A byte stream to the coordinator. */
+export interface ClientConnection {
+  readonly readable: ReadableStream<Uint8Array>;
+  write(bytes: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+/** Opens a connection to the coordinator at `address`. */
+export async function connect(address: CoordinatorAddress): Promise<ClientConnection> {
+  const conn = address.transport === "unix"
+    ? await Deno.connect({ transport: "unix", path: address.path })
+    : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+  let closed = false;
+  return {
+    readable: conn.readable,
+    async write(bytes) {
+      for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch { /* the stream may have closed it already */ }
+    },
+  };
+}
+
+/**
+ * The environment when the program may read it, else `undefined`: the
+ * client works on defaults without `--allow-env`, and never prompts.
+ */
+export function readableEnv(): EnvSource | undefined {
+  try {
+    return Deno.permissions.querySync({ name: "env" }).state === "granted" ? Deno.env : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The operating system, for the Windows TCP default. */
+export const platform: string = Deno.build.os;
+
+/** Describes a connection failure in a few lower-case words. */
+export function describeConnectError(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such socket";
+  if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
+  if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (error instanceof Deno.errors.NotCapable) {
+    return "network or file access not granted (run with --allow-net, --allow-read and --allow-write)";
+  }
+  return error instanceof Error ? error.message.replace(/\s*\(os error \d+\).*$/s, "") : String(error);
+}
