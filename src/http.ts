@@ -8,7 +8,15 @@
 import type { CoordinatorAddress, Settings } from "./config.ts";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "./extract.ts";
 import { type Logger, quote, redactCode } from "./log.ts";
-import { badRequestPage, completePage, deniedPage, noClientPage, pageResponse, SECURITY_HEADERS } from "./pages.ts";
+import {
+  alreadyCompletedPage,
+  badRequestPage,
+  completePage,
+  deniedPage,
+  noClientPage,
+  pageResponse,
+  SECURITY_HEADERS,
+} from "./pages.ts";
 import type { CallbackRouter } from "./registry.ts";
 
 /** Limits on what a stranger may send to the callback route. */
@@ -173,6 +181,10 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       if (outcome === "delivered") {
         if (result.success) return pageResponse(completePage());
         return pageResponse(deniedPage(text(params.error), text(params.error_description)));
+      }
+      if (outcome === "already_delivered") {
+        logger.info(`Replayed callback for already delivered state ${quote(result.state)} - dropping it`);
+        return pageResponse(alreadyCompletedPage());
       }
       if (settings.logUnmatched) {
         logger.info(`No client waiting for state ${quote(result.state)} - dropping callback`);

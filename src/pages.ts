@@ -130,6 +130,17 @@ export function noClientPage(): PageContent {
   };
 }
 
+/** The callback was already delivered: e.g. the person reloaded the success tab. */
+export function alreadyCompletedPage(): PageContent {
+  return {
+    status: 404,
+    tone: "neutral",
+    title: "Authorization Already Completed",
+    message:
+      "This authorization was already handed to the waiting program; the link works only once. You can close this tab.",
+  };
+}
+
 /** A request the relay cannot accept. */
 export function badRequestPage(status: number, problem: string): PageContent {
   return {

@@ -21,7 +21,7 @@ export interface Waiter {
 }
 
 /** What became of a callback. */
-export type DeliveryOutcome = "delivered" | "no_waiter";
+export type DeliveryOutcome = "delivered" | "no_waiter" | "already_delivered";
 
 /** Routes a callback to its waiter. The seam between the HTTP side and the coordinator. */
 export interface CallbackRouter {
@@ -50,6 +50,10 @@ export class RegistrationError extends Error {
 export interface RegistryOptions {
   /** Most waiters held at once; further registrations are refused. */
   maxWaiters?: number;
+  /** How long a delivered state is remembered, to tell a replay from an unknown state. Default 10 minutes. */
+  rememberDeliveredMs?: number;
+  /** How many delivered states are remembered at most (oldest forgotten first). Default 10,000. */
+  rememberDeliveredCount?: number;
 }
 
 /** In-memory registry: one waiter per state, plus one single-slot waiter. */
@@ -57,10 +61,16 @@ export class WaiterRegistry implements CallbackRouter {
   readonly #byState = new Map<string, Waiter>();
   #single: Waiter | undefined;
   readonly #maxWaiters: number;
+  /** Delivered states → when delivered; insertion order is age order. */
+  readonly #delivered = new Map<string, number>();
+  readonly #rememberMs: number;
+  readonly #rememberCount: number;
 
   /** @param options Limits. */
   constructor(options: RegistryOptions = {}) {
     this.#maxWaiters = options.maxWaiters ?? Infinity;
+    this.#rememberMs = options.rememberDeliveredMs ?? 10 * 60_000;
+    this.#rememberCount = options.rememberDeliveredCount ?? 10_000;
   }
 
   /** How many clients are waiting. */
@@ -129,7 +139,26 @@ export class WaiterRegistry implements CallbackRouter {
    */
   async deliver(result: OAuthCallbackResult): Promise<DeliveryOutcome> {
     const waiter = this.take(result.state);
-    if (!waiter) return "no_waiter";
-    return await waiter.deliver(result) ? "delivered" : "no_waiter";
+    if (!waiter) return this.wasDelivered(result.state) ? "already_delivered" : "no_waiter";
+    if (!await waiter.deliver(result)) return "no_waiter";
+    if (result.state !== null) this.#remember(result.state);
+    return "delivered";
+  }
+
+  /** Whether a callback for `state` was delivered recently (bounded in time and count). */
+  wasDelivered(state: string | null): boolean {
+    if (state === null) return false;
+    const at = this.#delivered.get(state);
+    return at !== undefined && Date.now() - at < this.#rememberMs;
+  }
+
+  #remember(state: string): void {
+    const now = Date.now();
+    this.#delivered.delete(state);
+    this.#delivered.set(state, now);
+    for (const [oldest, at] of this.#delivered) {
+      if (this.#delivered.size <= this.#rememberCount && now - at < this.#rememberMs) break;
+      this.#delivered.delete(oldest);
+    }
   }
 }

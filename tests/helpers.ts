@@ -1,0 +1,156 @@
+/**
+ * Test helpers: a real relay on a temp socket (or loopback TCP) and port 0,
+ * a waiter that says when it is registered, and the CLI as a subprocess.
+ *
+ * @module
+ */
+
+import type { Settings } from "../src/config.ts";
+import { waitForCode, type WaitForCodeOptions } from "../src/client.ts";
+import { createLogger } from "../src/log.ts";
+import type { OAuthCallbackResult } from "../src/protocol.ts";
+import { type Relay, type RelayOptions, startRelay } from "../src/relay.ts";
+
+/** Both coordinator transports, to run a test in each. */
+export const MODES = ["unix", "tcp"] as const;
+export type Mode = typeof MODES[number];
+
+/** A relay started for one test, removed with `await using`. */
+export interface TestRelay extends AsyncDisposable {
+  relay: Relay;
+  /** Base URL of the HTTP side. */
+  url: string;
+  /** Settings a client needs to reach this relay's coordinator. */
+  client: Partial<Settings>;
+  /** Every log line, DEBUG included. */
+  logs: string[];
+  /** Private temp directory of this relay. */
+  dir: string;
+  /** GET the callback path with `query` (a string or pairs). */
+  callback(query: string | Record<string, string>, init?: RequestInit): Promise<Response>;
+}
+
+/** Starts a real relay on a fresh temp socket (or TCP port 0) and HTTP port 0. */
+export async function startTestRelay(
+  options: { mode?: Mode; settings?: Partial<Settings>; relay?: Partial<RelayOptions> } = {},
+): Promise<TestRelay> {
+  const dir = await Deno.makeTempDir({ prefix: "oauth-relay-test-" });
+  const logs: string[] = [];
+  const settings: Settings = {
+    enabled: true,
+    callbackPath: "/oauth/callback",
+    codeKeys: ["code", "authorization_code"],
+    socketPath: `${dir}/relay.sock`,
+    tcpFallbackPort: 0,
+    defaultTimeout: 30,
+    logUnmatched: true,
+    useTcp: options.mode === "tcp",
+    ...options.settings,
+  };
+  const relay = await startRelay({
+    settings,
+    port: 0,
+    logger: createLogger("debug", (line) => logs.push(line)),
+    ...options.relay,
+  });
+  const address = relay.coordinator;
+  const client: Partial<Settings> = address?.transport === "tcp"
+    ? { useTcp: true, tcpFallbackPort: address.port }
+    : { useTcp: false, socketPath: settings.socketPath };
+  return {
+    relay,
+    url: relay.url,
+    client,
+    logs,
+    dir,
+    callback(query, init) {
+      const search = typeof query === "string" ? query : new URLSearchParams(query).toString();
+      return fetch(`${relay.url}${settings.callbackPath}${search ? `?${search}` : ""}`, init);
+    },
+    async [Symbol.asyncDispose]() {
+      await relay.shutdown();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** A `waitForCode` call and a promise that settles once the relay holds its registration. */
+export interface PendingWait {
+  result: Promise<OAuthCallbackResult>;
+  registered: Promise<void>;
+}
+
+/**
+ * Starts `waitForCode` against `relay`; `registered` resolves on the relay's
+ * acknowledgement (or rejects with the wait's error), so tests never sleep.
+ */
+export function wait(relay: TestRelay, options: WaitForCodeOptions = {}): PendingWait {
+  const { promise: registered, resolve, reject } = Promise.withResolvers<void>();
+  const result = waitForCode({
+    ...options,
+    settings: { ...relay.client, ...options.settings },
+    onRegistered: () => {
+      resolve();
+      options.onRegistered?.();
+    },
+  });
+  result.catch(reject);
+  registered.catch(() => {});
+  return { result, registered };
+}
+
+/** Reads a response body and returns it, so no body is left open. */
+export async function body(response: Response): Promise<string> {
+  return await response.text();
+}
+
+const CLIENT = new URL("../client.ts", import.meta.url).pathname;
+
+/** The CLI as a running subprocess. */
+export interface CliProcess extends AsyncDisposable {
+  /** Resolves when the CLI says it is waiting (its registration is in place). */
+  waiting: Promise<void>;
+  /** Exit code, stdout and stderr once it ends. */
+  output: Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+/** Runs `client.ts` with `args` as a subprocess with the task's permissions. */
+export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-q", "--allow-env", "--allow-net", "--allow-read=/tmp", "--allow-write=/tmp", CLIENT, ...args],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const { promise: waiting, resolve, reject } = Promise.withResolvers<void>();
+  const decoder = new TextDecoder();
+  const stderr = (async () => {
+    let text = "";
+    for await (const chunk of child.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.includes("waiting for the callback")) resolve();
+    }
+    return text;
+  })();
+  const output = (async () => {
+    const [stdout, status, err] = await Promise.all([
+      new Response(child.stdout).text(),
+      child.status,
+      stderr,
+    ]);
+    reject(new Error(`CLI exited with ${status.code} before waiting: ${err}`));
+    return { code: status.code, stdout, stderr: err };
+  })();
+  waiting.catch(() => {});
+  return {
+    waiting,
+    output,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill();
+      } catch { /* already exited */ }
+      await output;
+    },
+  };
+}
