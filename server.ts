@@ -15,24 +15,31 @@ function fail(message: string): never {
   Deno.exit(1);
 }
 
+function describe(error: unknown): string {
+  if (error instanceof ConfigError || error instanceof ListenError) return error.message;
+  if (error instanceof Deno.errors.AddrInUse) {
+    return "Cannot listen for HTTP: the address is in use; stop the other server or set PORT";
+  }
+  if (error instanceof Deno.errors.NotCapable) return `Missing permission: ${error.message.split("\n")[0]}`;
+  return `Cannot start: ${error instanceof Error ? error.message.split("\n")[0] : error}`;
+}
+
 try {
   const settings = loadSettings(Deno.env, Deno.build.os);
   const config = loadServerConfig(Deno.env);
   const logger = createLogger(config.logLevel);
-  const relay = await startRelay({ settings, hostname: config.hostname, port: config.port, logger });
+  const starting = startRelay({ settings, hostname: config.hostname, port: config.port, logger });
 
+  // Listen for signals before the relay announces itself, so a signal never finds the default handler.
   const stop = async () => {
+    const relay = await starting.catch(() => undefined);
     logger.info("Shutting down");
-    await relay.shutdown();
+    await relay?.shutdown();
     Deno.exit(0);
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, stop);
+  await starting;
 } catch (error) {
-  if (error instanceof ConfigError || error instanceof ListenError) fail(error.message);
-  if (error instanceof Deno.errors.AddrInUse) {
-    fail(`Cannot listen for HTTP: the address is in use; stop the other server or set PORT`);
-  }
-  if (error instanceof Deno.errors.NotCapable) fail(`Missing permission: ${error.message.split("\n")[0]}`);
-  fail(`Cannot start: ${error instanceof Error ? error.message.split("\n")[0] : error}`);
+  fail(describe(error));
 }

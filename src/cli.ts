@@ -63,7 +63,9 @@ export async function main(args: string[], io: CliIo): Promise<number> {
       },
     }));
   } catch (error) {
-    return usageError(io, error instanceof Error ? error.message.split("\n")[0].replace(/\.$/, "") : String(error));
+    // node:util spreads some messages over lines; a person gets one.
+    const message = error instanceof Error ? error.message.split("\n").join(" ") : String(error);
+    return usageError(io, message.replace(/\.$/, ""));
   }
   if (values.help) {
     io.stdout(USAGE);

@@ -42,14 +42,17 @@ export function resolveSettings(overrides: Partial<Settings> = {}): Settings {
   return { ...base, ...defined };
 }
 
+/** Longest timeout, in seconds: timers take a signed 32-bit number of milliseconds (about 24 days). */
+export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
 function validate(options: WaitForCodeOptions): void {
   if (typeof options !== "object" || options === null) throw new TypeError('"options" must be an object');
   const { state, timeout, signal } = options;
   if (state !== undefined && (typeof state !== "string" || state === "")) {
     throw new TypeError('"options.state" must be a non-empty string');
   }
-  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
-    throw new RangeError('"options.timeout" must be a positive number of seconds');
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || timeout > MAX_TIMEOUT_SECONDS)) {
+    throw new RangeError(`"options.timeout" must be a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS}`);
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError('"options.signal" must be an AbortSignal');

@@ -103,7 +103,7 @@ export function parsePort(name: string, value: string): number {
 /** Parses a positive, finite number of seconds. */
 export function parseSeconds(name: string, value: string): number {
   const seconds = Number(value.trim());
-  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0) {
+  if (value.trim() === "" || !Number.isFinite(seconds) || seconds <= 0 || seconds > 2147483) {
     throw new ConfigError(name, `${name} must be a positive number of seconds, got ${shown(value)}`);
   }
   return seconds;

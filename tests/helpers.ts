@@ -24,6 +24,8 @@ export interface TestRelay extends AsyncDisposable {
   client: Partial<Settings>;
   /** Every log line, DEBUG included. */
   logs: string[];
+  /** Resolves with the first log line (past or future) that matches `pattern`. */
+  logged(pattern: RegExp): Promise<string>;
   /** Private temp directory of this relay. */
   dir: string;
   /** GET the callback path with `query` (a string or pairs). */
@@ -36,6 +38,16 @@ export async function startTestRelay(
 ): Promise<TestRelay> {
   const dir = await Deno.makeTempDir({ prefix: "oauth-relay-test-" });
   const logs: string[] = [];
+  const watchers = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  const onLine = (line: string) => {
+    logs.push(line);
+    for (const watcher of watchers) {
+      if (watcher.pattern.test(line)) {
+        watchers.delete(watcher);
+        watcher.resolve(line);
+      }
+    }
+  };
   const settings: Settings = {
     enabled: true,
     callbackPath: "/oauth/callback",
@@ -50,7 +62,7 @@ export async function startTestRelay(
   const relay = await startRelay({
     settings,
     port: 0,
-    logger: createLogger("debug", (line) => logs.push(line)),
+    logger: createLogger("debug", onLine),
     ...options.relay,
   });
   const address = relay.coordinator;
@@ -62,6 +74,13 @@ export async function startTestRelay(
     url: relay.url,
     client,
     logs,
+    logged(pattern) {
+      const past = logs.find((line) => pattern.test(line));
+      if (past) return Promise.resolve(past);
+      const { promise, resolve } = Promise.withResolvers<string>();
+      watchers.add({ pattern, resolve });
+      return promise;
+    },
     dir,
     callback(query, init) {
       const search = typeof query === "string" ? query : new URLSearchParams(query).toString();

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import { startRelay } from "../src/relay.ts";
+import { ListenError } from "../src/listen.ts";
+import { loadSettings } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { body, startTestRelay, wait } from "./helpers.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SERVE_TASK: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.serve;
+
+/** The flags of `deno task serve`, so the tests run the relay exactly as the task does. */
+function serveArgs(): string[] {
+  const words = SERVE_TASK.split(/\s+/);
+  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
+  assert.equal(words.at(-1), "server.ts");
+  return [...words.slice(1, -1), `${ROOT}server.ts`];
+}
+
+/** `server.ts` as a subprocess, started the way `deno task serve` starts it. */
+function startServer(env: Record<string, string>, cwd?: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: serveArgs(),
+    cwd,
+    env: { OAUTH_LOG_LEVEL: "info", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const { promise: ready, resolve } = Promise.withResolvers<string>();
+  const stderr = (async () => {
+    let text = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const match = text.match(/HTTP listening on (\S+)/);
+      if (match) resolve(match[1]);
+    }
+    lines.push(...text.split("\n").filter(Boolean));
+    return text;
+  })();
+  const exited = (async () => {
+    const [status, err] = await Promise.all([child.status, stderr, child.stdout.cancel()]);
+    return { code: status.code, stderr: err };
+  })();
+  const url = Promise.race([
+    ready,
+    exited.then((e) => Promise.reject(new Error(`server exited ${e.code}: ${e.stderr}`))),
+  ]);
+  url.catch(() => {}); // Tests that expect a failed start read `exited` instead.
+  return {
+    child,
+    url,
+    exited,
+    lines,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await exited;
+    },
+  };
+}
+
+Deno.test("the relay stops with one clear line naming the variable when a setting is bad", async (t) => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ PORT: "eighty" }, 'PORT must be a port number from 0 to 65535, got "eighty"'],
+    [
+      { OAUTH_TCP_FALLBACK_PORT: "70000" },
+      'OAUTH_TCP_FALLBACK_PORT must be a port number from 0 to 65535, got "70000"',
+    ],
+    [{ OAUTH_DEFAULT_TIMEOUT: "-3" }, 'OAUTH_DEFAULT_TIMEOUT must be a positive number of seconds, got "-3"'],
+    [
+      { OAUTH_SOCKET_PATH: "relay.sock" },
+      'OAUTH_SOCKET_PATH must be an absolute path starting with "/", got "relay.sock"',
+    ],
+    [{ OAUTH_USE_TCP: "maybe" }, 'OAUTH_USE_TCP must be true or false (or 1/0, yes/no), got "maybe"'],
+    [{ OAUTH_LOG_LEVEL: "loud" }, 'OAUTH_LOG_LEVEL must be one of debug, info, warn, error, silent, got "loud"'],
+    [{ OAUTH_CODE_KEYS: " , " }, 'OAUTH_CODE_KEYS must list at least one parameter name, got " , "'],
+  ];
+  for (const [env, message] of cases) {
+    await t.step(Object.keys(env)[0], async () => {
+      await using server = startServer(env);
+      const { code, stderr } = await server.exited;
+      assert.equal(code, 1);
+      assert.equal(stderr, `oauth-relay: ${message}\n`);
+    });
+  }
+});
+
+Deno.test("loadSettings() accepts the usual spellings of booleans", () => {
+  for (const yes of ["true", "TRUE", "1", "yes", "Yes"]) {
+    assert.equal(loadSettings({ OAUTH_USE_TCP: yes }).useTcp, true);
+  }
+  for (const no of ["false", "False", "0", "no", "NO"]) {
+    assert.equal(loadSettings({ OAUTH_ENABLED: no }).enabled, false);
+  }
+  assert.equal(loadSettings({}).enabled, true);
+  assert.equal(loadSettings({}, "windows").useTcp, true);
+  assert.deepEqual(loadSettings({ OAUTH_CODE_KEYS: "Code, Auth_Code ,access_code" }).codeKeys, [
+    "code",
+    "auth_code",
+    "access_code",
+  ]);
+});
+
+Deno.test("deno task serve reads .env from the working directory, serves, and stops cleanly on SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const socket = `${dir}/env.sock`;
+    await Deno.writeTextFile(`${dir}/.env`, `OAUTH_SOCKET_PATH=${socket}\nPORT=0\nOAUTH_CALLBACK_PATH=/cb\n`);
+    await using server = startServer({}, dir);
+    const url = await server.url;
+    const health = await (await fetch(`${url}/health`)).json();
+    assert.deepEqual(health.coordinator, { transport: "unix", path: socket });
+    assert.equal((await Deno.lstat(socket)).mode! & 0o777, 0o600);
+    const response = await fetch(`${url}/cb?code=x&state=nobody`);
+    assert.equal(response.status, 404);
+    await body(response);
+    server.child.kill("SIGTERM");
+    const { code, stderr } = await server.exited;
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /OAuth coordinator stopped/);
+    await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound, "the socket file is removed on shutdown");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task serve starts without a .env file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await using server = startServer({ OAUTH_SOCKET_PATH: `${dir}/r.sock`, PORT: "0" }, dir);
+    await server.url;
+    server.child.kill("SIGINT");
+    const { code, stderr } = await server.exited;
+    assert.equal(code, 0);
+    assert.doesNotMatch(stderr, /Warning|error/i);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a stale socket left by a crashed relay is replaced at start", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const socket = `${dir}/stale.sock`;
+    // A relay that crashes leaves its socket file behind: SIGKILL gives it no chance to clean up.
+    await using crashed = startServer({ OAUTH_SOCKET_PATH: socket, PORT: "0" });
+    await crashed.url;
+    crashed.child.kill("SIGKILL");
+    await crashed.exited;
+    assert.ok((await Deno.lstat(socket)).isSocket, "the crashed relay left its socket");
+
+    await using relay = await startTestRelay({ settings: { socketPath: socket } });
+    const { result, registered } = wait(relay, { state: "after-crash" });
+    await registered;
+    await body(await relay.callback({ code: "C", state: "after-crash" }));
+    assert.equal((await result).code, "C");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a live relay's socket is never taken over", async () => {
+  await using live = await startTestRelay();
+  const { result, registered } = wait(live, { state: "keep" });
+  await registered;
+  const settings = { ...loadSettings({}), socketPath: live.client.socketPath! };
+  await assert.rejects(
+    startRelay({ settings, port: 0, logger: createLogger("silent") }),
+    (error: unknown) => {
+      assert.ok(error instanceof ListenError);
+      assert.equal(
+        error.message,
+        `Cannot listen at ${settings.socketPath}: another relay is running there; stop it or set OAUTH_SOCKET_PATH`,
+      );
+      return true;
+    },
+  );
+  await body(await live.callback({ code: "STILL_MINE", state: "keep" }));
+  assert.equal((await result).code, "STILL_MINE");
+});
+
+Deno.test("server.ts refuses with one line when another relay holds the socket", async () => {
+  await using live = await startTestRelay();
+  await using server = startServer({ OAUTH_SOCKET_PATH: live.client.socketPath!, PORT: "0" });
+  const { code, stderr } = await server.exited;
+  assert.equal(code, 1);
+  assert.equal(
+    stderr.trimEnd().split("\n").at(-1),
+    `oauth-relay: Cannot listen at ${live.client.socketPath}: another relay is running there; stop it or set OAUTH_SOCKET_PATH`,
+  );
+  assert.doesNotMatch(stderr, /^\s+at /m, "no stack trace");
+});
+
+Deno.test("a file that is not a socket is never replaced", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/important.txt`;
+    await Deno.writeTextFile(path, "keep me");
+    const settings = { ...loadSettings({}), socketPath: path };
+    await assert.rejects(startRelay({ settings, port: 0, logger: createLogger("silent") }), /not a socket/);
+    assert.equal(await Deno.readTextFile(path), "keep me");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
