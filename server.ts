@@ -28,7 +28,15 @@ try {
   const settings = loadSettings(Deno.env, Deno.build.os);
   const config = loadServerConfig(Deno.env);
   const logger = createLogger(config.logLevel);
-  const starting = startRelay({ settings, hostname: config.hostname, port: config.port, logger });
+  const starting = startRelay({
+    settings,
+    hostname: config.hostname,
+    port: config.port,
+    logger,
+    socketMode: config.socketMode,
+    maxWaiters: config.maxWaiters,
+    limits: { maxBodyBytes: config.maxBodyBytes },
+  });
 
   // Listen for signals before the relay announces itself, so a signal never finds the default handler.
   const stop = async () => {

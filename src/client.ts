@@ -62,7 +62,6 @@ function validate(options: WaitForCodeOptions): void {
 function relayError(message: Extract<RelayMessage, { type: "error" }>, where: string): OAuthRelayError {
   const text = `${message.message} (relay at ${where})`;
   if (message.code === ERROR_CODES.TIMEOUT) return new OAuthTimeoutError(text);
-  if (message.code === "shutdown") return new OAuthConnectionError(text);
   return new OAuthRelayError(message.code, text);
 }
 
@@ -70,6 +69,31 @@ async function* readLines(readable: ReadableStream<Uint8Array>): AsyncGenerator<
   const splitter = new LineSplitter();
   for await (const chunk of readable) yield* splitter.push(chunk);
 }
+
+/** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Backoff before reconnect attempt `n` (0-based): 50 ms doubling to 2 s, with jitter. */
+function backoff(n: number): number {
+  return Math.min(2000, 50 * 2 ** n) * (0.5 + Math.random() / 2);
+}
+
+/** What one connection to the relay ended with. */
+type Session =
+  | { kind: "result"; result: OAuthCallbackResult }
+  | { kind: "lost"; registered: boolean; cause?: unknown };
 
 /**
  * Waits for the OAuth callback that carries `options.state` (or, without a
@@ -107,56 +131,102 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
   const address = coordinatorAddress(settings);
   const where = formatAddress(address);
   const state = options.state ?? null;
+  const deadlineAt = Date.now() + timeout * 1000;
 
+  let connected = false;
   const deadline = new AbortController();
-  const timer = setTimeout(
-    () =>
-      deadline.abort(
-        new OAuthTimeoutError(
+  const timer = setTimeout(() => {
+    // A relay that went away and did not come back is a connection problem, not a slow person.
+    deadline.abort(
+      connected
+        ? new OAuthTimeoutError(
           `No callback${
             state === null ? "" : " for this state"
           } within ${timeout} seconds (relay at ${where}); start again or raise the timeout`,
+        )
+        : new OAuthConnectionError(
+          `Relay at ${where} went away and did not come back within ${timeout} seconds; check that it is running`,
         ),
-      ),
-    timeout * 1000,
-  );
+    );
+  }, timeout * 1000);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
+
   let conn: ClientConnection | undefined;
   const onAbort = () => conn?.close();
   signal.addEventListener("abort", onAbort, { once: true });
+
+  /** One connection: register, then read until the callback, an error, or the connection ends. */
+  const session = async (open: ClientConnection, announce: boolean): Promise<Session> => {
+    let registered = false;
+    try {
+      const remaining = Math.max(0.001, (deadlineAt - Date.now()) / 1000);
+      await open.write(
+        encode({ v: PROTOCOL_VERSION, type: "register", state, timeout: remaining, token: settings.token }),
+      );
+      for await (const line of readLines(open.readable)) {
+        const message = decodeRelayMessage(line);
+        if (message.type === "registered") {
+          registered = true;
+          if (announce) options.onRegistered?.();
+        } else if (message.type === "callback") {
+          return { kind: "result", result: message.result };
+        } else if (message.code === "shutdown") {
+          // The relay is restarting (deploy): wait for the next one.
+          return { kind: "lost", registered };
+        } else {
+          throw relayError(message, where);
+        }
+      }
+      return { kind: "lost", registered };
+    } catch (error) {
+      if (error instanceof OAuthRelayError || signal.aborted) throw error;
+      if (error instanceof ProtocolError) {
+        throw new OAuthRelayError(
+          ERROR_CODES.PROTOCOL,
+          `Relay at ${where} sent a message this client cannot read: ${error.message}`,
+        );
+      }
+      return { kind: "lost", registered, cause: error };
+    }
+  };
+
   try {
     signal.throwIfAborted();
-    try {
-      conn = await connect(address);
-    } catch (error) {
-      throw new OAuthConnectionError(
-        `Cannot connect to relay at ${where}: ${describeConnectError(error)}; is the relay running?`,
-        { cause: error },
-      );
+    let everRegistered = false;
+    for (let attempt = 0;; attempt++) {
+      try {
+        conn = await connect(address);
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        // Unreachable at the start is a setup problem: say so now rather than after the timeout.
+        if (!everRegistered) {
+          throw new OAuthConnectionError(
+            `Cannot connect to relay at ${where}: ${describeConnectError(error)}; is the relay running?`,
+            { cause: error },
+          );
+        }
+        await delay(backoff(attempt), signal);
+        continue;
+      }
+      if (signal.aborted) throw signal.reason;
+      connected = true;
+      const outcome = await session(conn, !everRegistered);
+      conn.close();
+      connected = false;
+      if (outcome.kind === "result") return outcome.result;
+      if (signal.aborted) throw signal.reason;
+      if (!everRegistered && !outcome.registered) {
+        throw new OAuthConnectionError(
+          `Relay at ${where} closed the connection before registering this client; check the relay's log`,
+          { cause: outcome.cause },
+        );
+      }
+      everRegistered = true;
+      if (outcome.registered) attempt = -1; // A fresh drop starts the backoff again.
+      await delay(backoff(Math.max(0, attempt)), signal);
     }
-    if (signal.aborted) throw signal.reason;
-    await conn.write(encode({ v: PROTOCOL_VERSION, type: "register", state, timeout }));
-    for await (const line of readLines(conn.readable)) {
-      const message = decodeRelayMessage(line);
-      if (message.type === "registered") options.onRegistered?.();
-      else if (message.type === "callback") return message.result;
-      else throw relayError(message, where);
-    }
-    throw new OAuthConnectionError(
-      `Relay at ${where} closed the connection before a callback arrived; restart the wait`,
-    );
   } catch (error) {
-    if (signal.aborted) throw signal.reason;
-    if (error instanceof OAuthRelayError) throw error;
-    if (error instanceof ProtocolError) {
-      throw new OAuthRelayError(
-        ERROR_CODES.PROTOCOL,
-        `Relay at ${where} sent a message this client cannot read: ${error.message}`,
-      );
-    }
-    throw new OAuthConnectionError(`Connection to relay at ${where} failed: ${describeConnectError(error)}`, {
-      cause: error,
-    });
+    throw signal.aborted ? signal.reason : error;
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);

@@ -25,6 +25,13 @@ export interface Settings {
   logUnmatched: boolean;
   /** `OAUTH_USE_TCP`: use loopback TCP instead of a Unix socket. Default `false`, `true` on Windows. */
   useTcp: boolean;
+  /**
+   * `OAUTH_TCP_HOST`: in TCP mode, the address the relay binds and clients connect to.
+   * Default `127.0.0.1`. Anything but loopback requires {@linkcode Settings.token}.
+   */
+  tcpHost: string;
+  /** `OAUTH_COORDINATOR_TOKEN`: shared secret clients present when they register. Default none. */
+  token?: string;
 }
 
 /** The defaults of every setting, as the seed documents them (except `enabled`, see README). */
@@ -37,6 +44,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   defaultTimeout: 300,
   logUnmatched: true,
   useTcp: false,
+  tcpHost: "127.0.0.1",
 });
 
 /**
@@ -166,7 +174,29 @@ export function loadSettings(env: EnvSource, platform?: string): Settings {
     defaultTimeout: value("OAUTH_DEFAULT_TIMEOUT", parseSeconds, d.defaultTimeout),
     logUnmatched: value("OAUTH_LOG_UNMATCHED", parseBoolean, d.logUnmatched),
     useTcp: value("OAUTH_USE_TCP", parseBoolean, platform === "windows" || d.useTcp),
+    tcpHost: value("OAUTH_TCP_HOST", parseHost, d.tcpHost),
+    token: value("OAUTH_COORDINATOR_TOKEN", parseToken, undefined),
   };
+}
+
+function parseHost(name: string, value: string): string {
+  const host = value.trim();
+  if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(host)) {
+    throw new ConfigError(name, `${name} must be a host name or IP address, got ${shown(value)}`);
+  }
+  return host.replace(/^\[(.*)\]$/, "$1");
+}
+
+function parseToken(name: string, value: string): string {
+  if (value.length < 16) {
+    throw new ConfigError(name, `${name} must be at least 16 characters (use e.g. openssl rand -hex 32)`);
+  }
+  return value;
+}
+
+/** Whether `host` can only be reached from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 /** Where the coordinator listens, as clients and `/health` see it. */
@@ -177,7 +207,7 @@ export type CoordinatorAddress =
 /** The coordinator address that `settings` describe. */
 export function coordinatorAddress(settings: Settings): CoordinatorAddress {
   return settings.useTcp
-    ? { transport: "tcp", hostname: "127.0.0.1", port: settings.tcpFallbackPort }
+    ? { transport: "tcp", hostname: settings.tcpHost, port: settings.tcpFallbackPort }
     : { transport: "unix", path: settings.socketPath };
 }
 
@@ -186,8 +216,14 @@ export function formatAddress(address: CoordinatorAddress): string {
   return address.transport === "unix" ? address.path : `${address.hostname}:${address.port}`;
 }
 
-/** Settings only the relay process reads: its HTTP listener and log level. */
+/** Settings only the relay process reads: its HTTP listener, log level and limits. */
 export interface ServerConfig {
+  /** `OAUTH_MAX_BODY_BYTES`: largest callback body. Default 65536 (64 KiB). */
+  maxBodyBytes: number;
+  /** `OAUTH_MAX_WAITERS`: most clients waiting at once. Default 10000. */
+  maxWaiters: number;
+  /** `OAUTH_SOCKET_MODE`: permission bits of the Unix socket, 0600 or 0660. Default 0600. */
+  socketMode: number;
   /** `HOST`: address of the HTTP listener. Default `127.0.0.1` (put a TLS proxy in front). */
   hostname: string;
   /** `PORT`: HTTP port. Default `8000`. */
@@ -216,5 +252,42 @@ export function loadServerConfig(env: EnvSource): ServerConfig {
       `OAUTH_LOG_LEVEL must be one of ${LEVELS.join(", ")}, got ${shown(get("OAUTH_LOG_LEVEL") ?? "")}`,
     );
   }
-  return { hostname, port, logLevel };
+  const count = (name: string, fallback: number) => {
+    const raw = get(name);
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const n = Number(raw.trim());
+    if (!/^\d+$/.test(raw.trim()) || n < 1 || !Number.isSafeInteger(n)) {
+      throw new ConfigError(name, `${name} must be a positive whole number, got ${shown(raw)}`);
+    }
+    return n;
+  };
+  const rawMode = get("OAUTH_SOCKET_MODE")?.trim() || "0600";
+  if (rawMode !== "0600" && rawMode !== "600" && rawMode !== "0660" && rawMode !== "660") {
+    throw new ConfigError(
+      "OAUTH_SOCKET_MODE",
+      `OAUTH_SOCKET_MODE must be 0600 (owner only) or 0660 (owner and group), got ${shown(rawMode)}`,
+    );
+  }
+  return {
+    hostname,
+    port,
+    logLevel,
+    maxBodyBytes: count("OAUTH_MAX_BODY_BYTES", 64 * 1024),
+    maxWaiters: count("OAUTH_MAX_WAITERS", 10_000),
+    socketMode: parseInt(rawMode, 8),
+  };
+}
+
+/**
+ * Checks settings that are valid one by one but unsafe together.
+ *
+ * @throws {ConfigError} When the coordinator would listen beyond loopback without a token (RFC 8252 §8.3).
+ */
+export function checkRelaySettings(settings: Settings): void {
+  if (settings.enabled && settings.useTcp && !isLoopback(settings.tcpHost) && !settings.token) {
+    throw new ConfigError(
+      "OAUTH_TCP_HOST",
+      `OAUTH_TCP_HOST=${settings.tcpHost} is reachable from other machines: set OAUTH_COORDINATOR_TOKEN so clients must authenticate`,
+    );
+  }
 }

@@ -16,6 +16,16 @@ import {
 } from "./protocol.ts";
 import { RegistrationError, type Waiter, type WaiterRegistry } from "./registry.ts";
 import { type Logger, quote, redactCode } from "./log.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+
+function digest(text: string): Uint8Array {
+  return createHash("sha256").update(text).digest();
+}
+
+/** Compares tokens in constant time: hashing first makes the lengths equal too. */
+function tokenMatches(expected: Uint8Array, presented: string | undefined): boolean {
+  return presented !== undefined && timingSafeEqual(expected, digest(presented));
+}
 
 /** Options of {@linkcode serveCoordinator}. */
 export interface CoordinatorOptions {
@@ -25,6 +35,8 @@ export interface CoordinatorOptions {
   defaultTimeout: number;
   /** Milliseconds a connection may stay silent before it registers. */
   registerTimeoutMs?: number;
+  /** When set, clients must present this token in their register message. */
+  token?: string;
 }
 
 /** A running coordinator. */
@@ -42,10 +54,11 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Serves the coordinator protocol on `listener` until the listener closes. */
 export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOptions): Coordinator {
   const connections = new Set<Connection>();
+  const expectedToken = options.token === undefined ? undefined : digest(options.token);
   const finished = (async () => {
     try {
       for await (const conn of listener) {
-        const connection = new Connection(conn, options, connections);
+        const connection = new Connection(conn, options, connections, expectedToken);
         connections.add(connection);
         connection.serve();
       }
@@ -70,11 +83,18 @@ class Connection implements Waiter {
   readonly #conn: Deno.Conn;
   readonly #options: CoordinatorOptions;
   readonly #connections: Set<Connection>;
+  readonly #expectedToken: Uint8Array | undefined;
 
-  constructor(conn: Deno.Conn, options: CoordinatorOptions, connections: Set<Connection>) {
+  constructor(
+    conn: Deno.Conn,
+    options: CoordinatorOptions,
+    connections: Set<Connection>,
+    expectedToken: Uint8Array | undefined,
+  ) {
     this.#conn = conn;
     this.#options = options;
     this.#connections = connections;
+    this.#expectedToken = expectedToken;
   }
 
   async serve(): Promise<void> {
@@ -113,6 +133,13 @@ class Connection implements Waiter {
     const message = decodeClientMessage(line);
     const { registry, logger, defaultTimeout } = this.#options;
     this.state = message.state ?? null;
+    if (this.#expectedToken && !tokenMatches(this.#expectedToken, message.token)) {
+      logger.warn(
+        `Refused coordinator client from ${peer(this.#conn)}: ${message.token === undefined ? "no" : "wrong"} token`,
+      );
+      this.end("unauthorized", "The relay requires a valid coordinator token (OAUTH_COORDINATOR_TOKEN)");
+      return;
+    }
     try {
       registry.add(this);
     } catch (error) {
@@ -174,4 +201,9 @@ class Connection implements Waiter {
       this.#conn.close();
     } catch { /* already closed */ }
   }
+}
+
+function peer(conn: Deno.Conn): string {
+  const address = conn.remoteAddr;
+  return address.transport === "tcp" ? `${address.hostname}:${address.port}` : "the Unix socket";
 }

@@ -37,6 +37,8 @@ export interface RegisterMessage {
   state?: string | null;
   /** Seconds the relay keeps the registration; the relay's default when omitted. */
   timeout?: number;
+  /** The coordinator token, when the relay requires one (`OAUTH_COORDINATOR_TOKEN`). */
+  token?: string;
 }
 
 /** Relay → client: the registration is in place; the authorization may start. */
@@ -122,14 +124,15 @@ export function decodeClientMessage(line: Uint8Array): ClientMessage {
   if (message.type !== "register") {
     throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)}: expected "register"`);
   }
-  const { state, timeout } = message;
+  const { state, timeout, token } = message;
   if (state !== undefined && state !== null && (typeof state !== "string" || state === "")) {
     throw new ProtocolError('"state" must be a non-empty string or null');
   }
   if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
     throw new ProtocolError('"timeout" must be a positive number of seconds');
   }
-  return { v: 1, type: "register", state: state ?? null, timeout };
+  if (token !== undefined && typeof token !== "string") throw new ProtocolError('"token" must be a string');
+  return { v: 1, type: "register", state: state ?? null, timeout, token };
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type CoordinatorAddress, formatAddress, type Settings } from "./config.ts";
+import { checkRelaySettings, type CoordinatorAddress, formatAddress, type Settings } from "./config.ts";
 import { type Coordinator, serveCoordinator } from "./coordinator.ts";
 import { createHandler, type HttpLimits } from "./http.ts";
 import { type BoundListener, listenTcp, listenUnix } from "./listen.ts";
@@ -25,7 +25,7 @@ export interface RelayOptions {
   socketMode?: number;
   /** Limits on callback requests. */
   limits?: Partial<HttpLimits>;
-  /** Most waiters at once. */
+  /** Most waiters at once. Default 10,000. */
   maxWaiters?: number;
   /** Milliseconds a coordinator connection may stay silent before registering. */
   registerTimeoutMs?: number;
@@ -50,8 +50,9 @@ export interface Relay extends AsyncDisposable {
  */
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { settings } = options;
+  checkRelaySettings(settings);
   const logger = options.logger ?? createLogger("info");
-  const registry = new WaiterRegistry({ maxWaiters: options.maxWaiters });
+  const registry = new WaiterRegistry({ maxWaiters: options.maxWaiters ?? 10_000 });
 
   let bound: BoundListener | undefined;
   let coordinator: Coordinator | undefined;
@@ -59,13 +60,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     logger.info("OAuth relay enabled");
     logger.info("OAuth coordinator starting");
     bound = settings.useTcp
-      ? listenTcp("127.0.0.1", settings.tcpFallbackPort)
+      ? listenTcp(settings.tcpHost, settings.tcpFallbackPort)
       : await listenUnix(settings.socketPath, options.socketMode);
     coordinator = serveCoordinator(bound.listener, {
       registry,
       logger,
       defaultTimeout: settings.defaultTimeout,
       registerTimeoutMs: options.registerTimeoutMs,
+      token: settings.token,
     });
     logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
   } else {

@@ -57,6 +57,7 @@ export async function startTestRelay(
     defaultTimeout: 30,
     logUnmatched: true,
     useTcp: options.mode === "tcp",
+    tcpHost: "127.0.0.1",
     ...options.settings,
   };
   const relay = await startRelay({
