@@ -5,6 +5,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import type { Settings } from "../src/config.ts";
 import { waitForCode, type WaitForCodeOptions } from "../src/client.ts";
 import { createLogger } from "../src/log.ts";
@@ -171,6 +172,74 @@ export function runCli(args: string[], env: Record<string, string> = {}): CliPro
         child.kill();
       } catch { /* already exited */ }
       await output;
+    },
+  };
+}
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SERVE_TASK: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.serve;
+
+/** The flags of `deno task serve`, so the tests run the relay exactly as the task does. */
+function serveArgs(): string[] {
+  const words = SERVE_TASK.split(/\s+/);
+  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
+  assert.equal(words.at(-1), "server.ts");
+  return [...words.slice(1, -1), `${ROOT}server.ts`];
+}
+
+/** `server.ts` as a subprocess, started the way `deno task serve` starts it. */
+export function startServer(env: Record<string, string>, cwd?: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: serveArgs(),
+    cwd,
+    env: { OAUTH_LOG_LEVEL: "info", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const { promise: ready, resolve } = Promise.withResolvers<string>();
+  const watchers = new Set<{ pattern: RegExp; count: number; resolve: () => void }>();
+  let text = "";
+  const stderr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const match = text.match(/HTTP listening on (\S+)/);
+      if (match) resolve(match[1]);
+      for (const watcher of watchers) {
+        if ((text.match(new RegExp(watcher.pattern, "g")) ?? []).length >= watcher.count) {
+          watchers.delete(watcher);
+          watcher.resolve();
+        }
+      }
+    }
+    return text;
+  })();
+  const exited = (async () => {
+    const [status, err] = await Promise.all([child.status, stderr, child.stdout.cancel()]);
+    return { code: status.code, stderr: err };
+  })();
+  const url = Promise.race([
+    ready,
+    exited.then((e) => Promise.reject(new Error(`server exited ${e.code}: ${e.stderr}`))),
+  ]);
+  url.catch(() => {}); // Tests that expect a failed start read `exited` instead.
+  return {
+    child,
+    url,
+    exited,
+    /** Resolves once stderr has shown `pattern` `count` times. */
+    logged(pattern: RegExp, count = 1): Promise<void> {
+      if ((text.match(new RegExp(pattern, "g")) ?? []).length >= count) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      watchers.add({ pattern, count, resolve });
+      return promise;
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await exited;
     },
   };
 }

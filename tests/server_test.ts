@@ -3,64 +3,7 @@ import { startRelay } from "../src/relay.ts";
 import { ListenError } from "../src/listen.ts";
 import { loadSettings } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
-import { body, startTestRelay, wait } from "./helpers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const SERVE_TASK: string = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks.serve;
-
-/** The flags of `deno task serve`, so the tests run the relay exactly as the task does. */
-function serveArgs(): string[] {
-  const words = SERVE_TASK.split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
-  assert.equal(words.at(-1), "server.ts");
-  return [...words.slice(1, -1), `${ROOT}server.ts`];
-}
-
-/** `server.ts` as a subprocess, started the way `deno task serve` starts it. */
-function startServer(env: Record<string, string>, cwd?: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: serveArgs(),
-    cwd,
-    env: { OAUTH_LOG_LEVEL: "info", ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const { promise: ready, resolve } = Promise.withResolvers<string>();
-  const stderr = (async () => {
-    let text = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      const match = text.match(/HTTP listening on (\S+)/);
-      if (match) resolve(match[1]);
-    }
-    lines.push(...text.split("\n").filter(Boolean));
-    return text;
-  })();
-  const exited = (async () => {
-    const [status, err] = await Promise.all([child.status, stderr, child.stdout.cancel()]);
-    return { code: status.code, stderr: err };
-  })();
-  const url = Promise.race([
-    ready,
-    exited.then((e) => Promise.reject(new Error(`server exited ${e.code}: ${e.stderr}`))),
-  ]);
-  url.catch(() => {}); // Tests that expect a failed start read `exited` instead.
-  return {
-    child,
-    url,
-    exited,
-    lines,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await exited;
-    },
-  };
-}
+import { body, startServer, startTestRelay, wait } from "./helpers.ts";
 
 Deno.test("the relay stops with one clear line naming the variable when a setting is bad", async (t) => {
   const cases: Array<[Record<string, string>, string]> = [
