@@ -9,6 +9,7 @@ import {
   decodeClientMessage,
   encode,
   LineSplitter,
+  MAX_LINE_BYTES,
   type OAuthCallbackResult,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -43,11 +44,13 @@ export interface CoordinatorOptions {
 export interface Coordinator {
   /** Resolves when the accept loop has ended. */
   readonly finished: Promise<void>;
-  /** Ends every open connection with `code`, e.g. on shutdown; resolves once each was told. */
+  /** Ends every open connection with `code`, e.g. on shutdown; resolves once each is closed. */
   endAll(code: string, message: string): Promise<void>;
 }
 
 const READ_BUFFER_BYTES = 1024;
+/** How long an ended connection waits for the client to hang up before closing it. */
+const LINGER_MS = 1000;
 // setTimeout takes a signed 32-bit delay; longer waits are capped (about 24 days).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -84,6 +87,9 @@ class Connection implements Waiter {
   readonly #options: CoordinatorOptions;
   readonly #connections: Set<Connection>;
   readonly #expectedToken: Uint8Array | undefined;
+  readonly #closed = Promise.withResolvers<void>();
+  /** Resolves when the connection is closed and forgotten. */
+  readonly closed: Promise<void> = this.#closed.promise;
 
   constructor(
     conn: Deno.Conn,
@@ -105,26 +111,35 @@ class Connection implements Waiter {
     );
     const splitter = new LineSplitter();
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    let drained = 0;
     try {
-      while (!this.#done) {
+      for (;;) {
         const n = await this.#conn.read(buffer);
         if (n === null) break;
-        for (const line of splitter.push(buffer.subarray(0, n))) this.#onLine(line);
+        if (this.#done) {
+          // Ended: discard what the client still sends (bounded) so it can read our reply.
+          drained += n;
+          if (drained > MAX_LINE_BYTES) break;
+          continue;
+        }
+        try {
+          for (const line of splitter.push(buffer.subarray(0, n))) this.#onLine(line);
+        } catch (error) {
+          if (!(error instanceof ProtocolError)) throw error;
+          logger.debug(`Coordinator refused a message: ${error.message}`);
+          this.end("protocol", error.message);
+        }
       }
     } catch (error) {
-      if (error instanceof ProtocolError) {
-        logger.debug(`Coordinator refused a message: ${error.message}`);
-        this.end("protocol", error.message);
-      } else if (!this.#done) {
+      if (!this.#done) {
         logger.debug(`Coordinator connection failed: ${error instanceof Error ? error.message : error}`);
       }
     } finally {
-      // A client that disconnects or dies is forgotten at once. When a final
-      // message is on its way instead, its sender closes the connection.
-      if (!this.#done) {
-        if (this.#registered) logger.debug(`Client for state ${quote(this.state)} disconnected before its callback`);
-        this.#finish();
+      // A client that disconnects or dies is forgotten at once.
+      if (!this.#done && this.#registered) {
+        logger.debug(`Client for state ${quote(this.state)} disconnected before its callback`);
       }
+      this.#finish();
     }
   }
 
@@ -176,10 +191,21 @@ class Connection implements Waiter {
   }
 
   async end(code: string, message: string): Promise<void> {
-    if (this.#done) return;
+    if (this.#done) return this.closed;
     this.#done = true;
-    await this.#send({ v: PROTOCOL_VERSION, type: "error", code, message });
-    this.#finish();
+    if (this.#registered) this.#options.registry.remove(this);
+    clearTimeout(this.#timer);
+    if (await this.#send({ v: PROTOCOL_VERSION, type: "error", code, message })) {
+      // Half-close and let the client hang up after reading the reply: closing
+      // with its bytes unread would reset the connection before it sees why.
+      try {
+        await this.#conn.closeWrite();
+      } catch { /* already gone */ }
+      this.#timer = setTimeout(() => this.#finish(), LINGER_MS);
+    } else {
+      this.#finish();
+    }
+    return this.closed;
   }
 
   async #send(message: RelayMessage): Promise<boolean> {
@@ -200,6 +226,7 @@ class Connection implements Waiter {
     try {
       this.#conn.close();
     } catch { /* already closed */ }
+    this.#closed.resolve();
   }
 }
 

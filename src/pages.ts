@@ -13,6 +13,8 @@ export interface PageContent {
   status: number;
   tone: Tone;
   title: string;
+  /** The visible heading when it differs from the document title. */
+  heading?: string;
   message: string;
   /** Extra lines, e.g. the provider's error and its description. */
   details?: Array<[label: string, value: string]>;
@@ -77,7 +79,7 @@ export function renderPage(content: PageContent): string {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>${escapeHtml(content.title)}</title><style>${STYLE}</style></head>
 <body class="${content.tone}"><main><div class="icon" aria-hidden="true">${ICONS[content.tone]}</div>
-<h1>${escapeHtml(content.title)}</h1><p>${escapeHtml(content.message)}</p>${details}
+<h1>${escapeHtml(content.heading ?? content.title)}</h1><p>${escapeHtml(content.message)}</p>${details}
 <footer>oauth-relay</footer></main></body></html>
 `;
 }
@@ -125,8 +127,9 @@ export function noClientPage(): PageContent {
     status: 404,
     tone: "failure",
     title: "Authorization Failed – No client waiting",
+    heading: "Authorization Failed",
     message:
-      "No program is waiting for this authorization. It may have timed out, or the link was already used. Start the sign-in again from the program.",
+      "No client is waiting: no program is waiting for this authorization. It may have timed out, or the link was already used. Start the sign-in again from the program.",
   };
 }
 

@@ -1,0 +1,159 @@
+/**
+ * The coordinator answers bad input with an error to that connection only,
+ * bounds what strangers can hold, and lets in only who it should
+ * (SECURITY.md rules 10–14).
+ */
+import assert from "node:assert/strict";
+import { ConfigError, loadSettings } from "../src/config.ts";
+import { OAuthRelayError } from "../src/errors.ts";
+import { createLogger } from "../src/log.ts";
+import { startRelay } from "../src/relay.ts";
+import { body, startTestRelay, type TestRelay, wait } from "./helpers.ts";
+
+/** Sends `bytes` on a raw coordinator connection and returns every line the relay sent before closing. */
+async function raw(relay: TestRelay, bytes: Uint8Array | string): Promise<Array<Record<string, unknown>>> {
+  const conn = relay.client.useTcp
+    ? await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! })
+    : await Deno.connect({ transport: "unix", path: relay.client.socketPath! });
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  // The relay may close mid-write once it has seen enough (an over-long line).
+  await conn.write(data).catch(() => {});
+  const text = await new Response(conn.readable).text().catch(() => "");
+  return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+}
+
+Deno.test("malformed coordinator input gets an error for that connection only; everyone else carries on", async (t) => {
+  await using relay = await startTestRelay();
+  const bystander = wait(relay, { state: "bystander" });
+  await bystander.registered;
+  const cases: Array<[name: string, bytes: Uint8Array | string, message: RegExp]> = [
+    ["a line that is not JSON", "hello\n", /not valid JSON/],
+    ["JSON that is not an object", "[1,2]\n", /must be a JSON object/],
+    ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), /not valid UTF-8/],
+    ["an unknown message type", '{"v":1,"type":"steal","state":"bystander"}\n', /Unknown message type "steal"/],
+    ["a wrong protocol version", '{"v":2,"type":"register","state":"x"}\n', /Unsupported protocol version 2/],
+    ["no protocol version", '{"type":"register","state":"x"}\n', /Unsupported protocol version null/],
+    ["a state that is not a string", '{"v":1,"type":"register","state":42}\n', /"state" must be/],
+    ["a negative timeout", '{"v":1,"type":"register","state":"x","timeout":-1}\n', /"timeout" must be/],
+    ["a line longer than the limit", "x".repeat(70 * 1024), /Line longer than 65536 bytes/],
+    [
+      "a second register on one connection",
+      '{"v":1,"type":"register","state":"twice"}\n{"v":1,"type":"register","state":"bystander"}\n',
+      /Already registered/,
+    ],
+  ];
+  for (const [name, bytes, message] of cases) {
+    await t.step(name, async () => {
+      const lines = await raw(relay, bytes);
+      const last = lines.at(-1)!;
+      assert.equal(last.type, "error", JSON.stringify(lines));
+      assert.equal(last.code, "protocol");
+      assert.match(String(last.message), message);
+    });
+  }
+  assert.equal(relay.relay.registry.waiting, 1, "only the bystander waits");
+  await body(await relay.callback({ code: "STILL_FINE", state: "bystander" }));
+  assert.equal((await bystander.result).code, "STILL_FINE");
+});
+
+Deno.test("a connection that stays silent without registering is told and closed", async () => {
+  await using relay = await startTestRelay({ relay: { registerTimeoutMs: 100 } });
+  const lines = await raw(relay, "");
+  assert.deepEqual(lines, [{
+    v: 1,
+    type: "error",
+    code: "idle",
+    message: "No registration received in time; send a register message first",
+  }]);
+});
+
+Deno.test("more waiters than the limit: the new client is refused, the others unaffected", async () => {
+  await using relay = await startTestRelay({ relay: { maxWaiters: 3 } });
+  const waits = ["a", "b", "c"].map((state) => wait(relay, { state }));
+  await Promise.all(waits.map((w) => w.registered));
+  await assert.rejects(wait(relay, { state: "d" }).result, (error: unknown) => {
+    assert.ok(error instanceof OAuthRelayError);
+    assert.equal(error.code, "too_many_waiters");
+    assert.match(error.message, /already holds 3 waiting clients/);
+    return true;
+  });
+  // A single-slot client replacing the single slot does not count twice; here there is none, so it is refused too.
+  await assert.rejects(wait(relay).result, { code: "too_many_waiters" });
+  for (const state of ["a", "b", "c"]) await body(await relay.callback({ code: `code-${state}`, state }));
+  assert.deepEqual((await Promise.all(waits.map((w) => w.result))).map((r) => r.code), ["code-a", "code-b", "code-c"]);
+});
+
+Deno.test("the Unix socket is owner-only by default and 0660 when asked", async () => {
+  {
+    await using relay = await startTestRelay();
+    assert.equal((await Deno.lstat(relay.client.socketPath!)).mode! & 0o777, 0o600);
+  }
+  {
+    await using relay = await startTestRelay({ relay: { socketMode: 0o660 } });
+    assert.equal((await Deno.lstat(relay.client.socketPath!)).mode! & 0o777, 0o660);
+  }
+});
+
+Deno.test("the socket never appears at its path with wider permissions", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/watched.sock`;
+  const seen: number[] = [];
+  const watcher = Deno.watchFs(dir);
+  const watching = (async () => {
+    for await (const event of watcher) {
+      if (!event.paths.includes(path)) continue;
+      const stat = await Deno.lstat(path).catch(() => undefined);
+      if (stat) seen.push(stat.mode! & 0o777);
+    }
+  })();
+  try {
+    const settings = { ...loadSettings({}), socketPath: path };
+    await using relay = await startRelay({ settings, port: 0, logger: createLogger("silent") });
+    seen.push((await Deno.lstat(path)).mode! & 0o777);
+    assert.ok(relay.coordinator);
+  } finally {
+    watcher.close();
+    await watching;
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.ok(seen.length > 0);
+  assert.deepEqual([...new Set(seen)], [0o600]);
+});
+
+Deno.test("a coordinator beyond loopback refuses to start without a token", async () => {
+  const settings = { ...loadSettings({}), useTcp: true, tcpHost: "0.0.0.0", tcpFallbackPort: 0 };
+  await assert.rejects(startRelay({ settings, port: 0, logger: createLogger("silent") }), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.variable, "OAUTH_TCP_HOST");
+    assert.match(error.message, /set OAUTH_COORDINATOR_TOKEN/);
+    return true;
+  });
+  assert.throws(() => loadSettings({ OAUTH_COORDINATOR_TOKEN: "short" }), /at least 16 characters/);
+});
+
+Deno.test("with a coordinator token, clients must present it; a missing or wrong one is refused and logged", async () => {
+  const token = "a-long-shared-secret-0123456789";
+  await using relay = await startTestRelay({
+    mode: "tcp",
+    settings: { tcpHost: "0.0.0.0", token },
+  });
+  const client = { ...relay.client, tcpHost: "127.0.0.1" };
+  for (const [presented, word] of [[undefined, "no"], ["a-long-shared-secret-0123456780", "wrong"]] as const) {
+    await assert.rejects(
+      wait(relay, { state: "t", settings: { ...client, token: presented } }).result,
+      (error: unknown) => {
+        assert.ok(error instanceof OAuthRelayError);
+        assert.equal(error.code, "unauthorized");
+        return true;
+      },
+    );
+    await relay.logged(new RegExp(`WARN - Refused coordinator client from 127\\.0\\.0\\.1:\\d+: ${word} token`));
+  }
+  assert.ok(!relay.logs.some((line) => line.includes("0123456780")), "tokens are never logged");
+  assert.equal(relay.relay.registry.waiting, 0);
+
+  const { result, registered } = wait(relay, { state: "t", settings: { ...client, token } });
+  await registered;
+  await body(await relay.callback({ code: "AUTHORIZED", state: "t" }));
+  assert.equal((await result).code, "AUTHORIZED");
+});
