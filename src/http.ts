@@ -171,6 +171,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         allow: "GET, POST",
       });
     }
+    if (logger.debugEnabled) logger.debug(`Callback request: ${request.method}`);
     try {
       if (request.url.length > limits.maxUrlLength) {
         throw new RequestProblem(414, `Request URL longer than ${limits.maxUrlLength} characters`);

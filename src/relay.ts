@@ -12,6 +12,9 @@ import { type BoundListener, listenTcp, listenUnix } from "./listen.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { WaiterRegistry } from "./registry.ts";
 
+/** How long shutdown waits for in-flight callbacks. */
+const SHUTDOWN_GRACE_MS = 5000;
+
 /** Options of {@linkcode startRelay}. */
 export interface RelayOptions {
   settings: Settings;
@@ -81,6 +84,18 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     coordinator: bound?.address ?? null,
     limits: options.limits,
   });
+  // Deno's server.shutdown() cuts off request bodies still being read, so the
+  // relay counts its in-flight requests and lets them finish first.
+  let inFlight = 0;
+  let drained: PromiseWithResolvers<void> | undefined;
+  const tracked = async (request: Request): Promise<Response> => {
+    inFlight++;
+    try {
+      return await handler(request);
+    } finally {
+      if (--inFlight === 0) drained?.resolve();
+    }
+  };
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     const { promise: listening, resolve } = Promise.withResolvers<void>();
@@ -92,7 +107,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
         return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
       },
-    }, handler);
+    }, tracked);
     await listening;
   } catch (error) {
     await bound?.close();
@@ -107,6 +122,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     stopping ??= (async () => {
       // Stop taking new clients first, then let in-flight callbacks finish, then tell the rest.
       bound?.listener.close();
+      if (inFlight > 0) {
+        drained = Promise.withResolvers();
+        const grace = setTimeout(drained.resolve, SHUTDOWN_GRACE_MS);
+        await drained.promise;
+        clearTimeout(grace);
+      }
       await server.shutdown();
       await coordinator?.endAll("shutdown", "The relay is shutting down");
       await coordinator?.finished;

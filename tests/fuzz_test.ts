@@ -597,6 +597,31 @@ Deno.test("the HTTP handler delivers a callback to the waiter of its state and t
   );
 });
 
+Deno.test("the HTTP handler forwards every query parameter in raw, prototype names included (SECURITY.md rule 7)", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(paramKeyArb, fc.string({ maxLength: 6 })), { maxLength: 8 }), async (pairs) => {
+      const delivered: OAuthCallbackResult[] = [];
+      const registry = new WaiterRegistry();
+      registry.add({
+        state: "s1",
+        deliver: (result) => (delivered.push(result), Promise.resolve(true)),
+        end: () => Promise.resolve(),
+      });
+      const settings: Settings = { ...DEFAULT_SETTINGS };
+      const handler = createHandler({ settings, router: registry, logger: createLogger("silent"), coordinator: null });
+      const sent = pairs.filter(([key]) => key.toLowerCase() !== "state").concat([["state", "s1"]]);
+      const response = await handler(
+        new Request(`http://127.0.0.1${settings.callbackPath}?${new URLSearchParams(sent)}`),
+      );
+      await response.arrayBuffer();
+      assert.equal(response.status, 200);
+      const keys = new Set(sent.map(([key]) => key));
+      assert.deepEqual(new Set(Object.keys(delivered[0].raw)), keys);
+    }),
+    { numRuns: 300 },
+  );
+});
+
 // ---------------------------------------------------------------------------
 // Bugs found while writing the properties above. Each test fails until its bug is fixed.
 // ---------------------------------------------------------------------------
