@@ -70,7 +70,14 @@ async function readBody(request: Request, maxBytes: number): Promise<Uint8Array>
   const reader = request.body.getReader();
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch {
+        // The sender went away mid-body (or sent a broken chunked encoding).
+        throw new RequestProblem(400, "Request body could not be read to the end");
+      }
+      const { done, value } = chunk;
       if (done) break;
       size += value.length;
       if (size > maxBytes) {
