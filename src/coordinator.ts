@@ -144,6 +144,8 @@ class Connection implements Waiter {
   }
 
   #onLine(line: Uint8Array): void {
+    // Once refused or ended, later lines of the same packet are ignored, not registered.
+    if (this.#done) return;
     if (this.#registered) throw new ProtocolError("Already registered: one register message per connection");
     const message = decodeClientMessage(line);
     const { registry, logger, defaultTimeout } = this.#options;

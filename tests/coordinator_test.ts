@@ -152,6 +152,15 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
   assert.ok(!relay.logs.some((line) => line.includes("0123456780")), "tokens are never logged");
   assert.equal(relay.relay.registry.waiting, 0);
 
+  // A refused client cannot slip a second register into the same packet.
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! });
+  await conn.write(new TextEncoder().encode(
+    `{"v":1,"type":"register","state":"sneak"}\n{"v":1,"type":"register","state":"sneak","token":"${token}"}\n`,
+  ));
+  const replies = (await new Response(conn.readable).text()).trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(replies.map((reply) => reply.code ?? reply.type), ["unauthorized"]);
+  assert.equal(relay.relay.registry.waiting, 0);
+
   const { result, registered } = wait(relay, { state: "t", settings: { ...client, token } });
   await registered;
   await body(await relay.callback({ code: "AUTHORIZED", state: "t" }));
