@@ -34,6 +34,19 @@ export interface WaitForCodeOptions {
 /**
  * The settings a client uses: defaults, then `OAUTH_*` variables when the
  * program may read them, then `overrides`.
+ *
+ * @param overrides Settings that win over the environment; `undefined` fields are ignored.
+ * @returns Complete settings.
+ * @throws {ConfigError} When a readable `OAUTH_*` variable holds a value that cannot be used.
+ *
+ * @example
+ * ```ts
+ * import { resolveSettings } from "./client.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const settings = resolveSettings({ socketPath: "/run/oauth-relay/relay.sock" });
+ * assert.equal(settings.socketPath, "/run/oauth-relay/relay.sock");
+ * ```
  */
 export function resolveSettings(overrides: Partial<Settings> = {}): Settings {
   const env = readableEnv();
@@ -122,6 +135,18 @@ type Session =
  * });
  * if (result.success) console.log("code received");
  * else console.log("authorization failed:", result.raw.error);
+ * ```
+ *
+ * @example Telling "relay not running" apart from other failures
+ * ```ts
+ * import { waitForCode } from "./client.ts";
+ * import { OAuthConnectionError } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await assert.rejects(
+ *   waitForCode({ state: "s", settings: { socketPath: "/nonexistent/relay.sock", useTcp: false } }),
+ *   OAuthConnectionError,
+ * );
  * ```
  */
 export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAuthCallbackResult> {

@@ -34,7 +34,17 @@ export interface Settings {
   token?: string;
 }
 
-/** The defaults of every setting, as the seed documents them (except `enabled`, see README). */
+/**
+ * The defaults of every setting, as the seed documents them (except `enabled`, see README).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SETTINGS } from "./config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_SETTINGS.defaultTimeout, 300);
+ * ```
+ */
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   enabled: true,
   callbackPath: "/oauth/callback",
@@ -50,6 +60,18 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
 /**
  * A setting whose value cannot be used. The message names the variable and
  * the value, so a person can fix it from one line.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, loadSettings } from "./config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(() => loadSettings({ OAUTH_TCP_FALLBACK_PORT: "http" }), (error: unknown) => {
+ *   assert.ok(error instanceof ConfigError);
+ *   assert.equal(error.variable, "OAUTH_TCP_FALLBACK_PORT");
+ *   return true;
+ * });
+ * ```
  */
 export class ConfigError extends Error {
   /** The variable at fault, e.g. `OAUTH_TCP_FALLBACK_PORT`. */

@@ -7,7 +7,18 @@
  * @module
  */
 
-/** Stable error codes carried by {@linkcode OAuthRelayError.code}. */
+/**
+ * Stable error codes carried by {@linkcode OAuthRelayError.code}.
+ *
+ * @example
+ * ```ts
+ * import { ERROR_CODES, OAuthRelayError } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error: unknown = new OAuthRelayError("state_taken", "Another client is already waiting for this state");
+ * assert.ok(error instanceof OAuthRelayError && error.code === ERROR_CODES.STATE_TAKEN);
+ * ```
+ */
 export const ERROR_CODES = {
   /** No callback arrived before the deadline. */
   TIMEOUT: "timeout",
