@@ -10,6 +10,7 @@ import {
   decodeRelayMessage,
   encode,
   LineSplitter,
+  MAX_RELAY_LINE_BYTES,
   type OAuthCallbackResult,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -79,7 +80,7 @@ function relayError(message: Extract<RelayMessage, { type: "error" }>, where: st
 }
 
 async function* readLines(readable: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const splitter = new LineSplitter();
+  const splitter = new LineSplitter(MAX_RELAY_LINE_BYTES);
   for await (const chunk of readable) yield* splitter.push(chunk);
 }
 

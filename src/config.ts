@@ -240,7 +240,7 @@ export function formatAddress(address: CoordinatorAddress): string {
 
 /** Settings only the relay process reads: its HTTP listener, log level and limits. */
 export interface ServerConfig {
-  /** `OAUTH_MAX_BODY_BYTES`: largest callback body. Default 65536 (64 KiB). */
+  /** `OAUTH_MAX_BODY_BYTES`: largest callback body. Default 65536 (64 KiB), at most 262144. */
   maxBodyBytes: number;
   /** `OAUTH_MAX_WAITERS`: most clients waiting at once. Default 10000. */
   maxWaiters: number;
@@ -255,6 +255,9 @@ export interface ServerConfig {
 }
 
 const LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+
+/** Largest `OAUTH_MAX_BODY_BYTES`: a delivered callback must fit the client's line limit. */
+export const MAX_BODY_BYTES_LIMIT = 256 * 1024;
 
 /**
  * Reads {@linkcode ServerConfig} from environment variables.
@@ -274,12 +277,12 @@ export function loadServerConfig(env: EnvSource): ServerConfig {
       `OAUTH_LOG_LEVEL must be one of ${LEVELS.join(", ")}, got ${shown(get("OAUTH_LOG_LEVEL") ?? "")}`,
     );
   }
-  const count = (name: string, fallback: number) => {
+  const count = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) => {
     const raw = get(name);
     if (raw === undefined || raw.trim() === "") return fallback;
     const n = Number(raw.trim());
-    if (!/^\d+$/.test(raw.trim()) || n < 1 || !Number.isSafeInteger(n)) {
-      throw new ConfigError(name, `${name} must be a positive whole number, got ${shown(raw)}`);
+    if (!/^\d+$/.test(raw.trim()) || n < 1 || n > max) {
+      throw new ConfigError(name, `${name} must be a whole number from 1 to ${max}, got ${shown(raw)}`);
     }
     return n;
   };
@@ -294,7 +297,7 @@ export function loadServerConfig(env: EnvSource): ServerConfig {
     hostname,
     port,
     logLevel,
-    maxBodyBytes: count("OAUTH_MAX_BODY_BYTES", 64 * 1024),
+    maxBodyBytes: count("OAUTH_MAX_BODY_BYTES", 64 * 1024, MAX_BODY_BYTES_LIMIT),
     maxWaiters: count("OAUTH_MAX_WAITERS", 10_000),
     socketMode: parseInt(rawMode, 8),
   };

@@ -127,7 +127,7 @@ class Connection implements Waiter {
         } catch (error) {
           if (!(error instanceof ProtocolError)) throw error;
           logger.debug(`Coordinator refused a message: ${error.message}`);
-          this.end("protocol", error.message);
+          this.end(error.code, error.message);
         }
       }
     } catch (error) {

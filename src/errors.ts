@@ -28,6 +28,12 @@ export const ERROR_CODES = {
   SUPERSEDED: "superseded",
   /** Another client is already waiting for this state. */
   STATE_TAKEN: "state_taken",
+  /** This state was delivered recently; a fresh random state is needed. */
+  STATE_USED: "state_used",
+  /** The client sent nothing in time after connecting. */
+  IDLE: "idle",
+  /** The relay speaks another protocol version. */
+  UNSUPPORTED_VERSION: "unsupported_version",
   /** The relay holds as many waiters as it allows. */
   TOO_MANY_WAITERS: "too_many_waiters",
   /** The relay refused the coordinator token. */

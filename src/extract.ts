@@ -9,7 +9,7 @@ import type { OAuthCallbackResult } from "./protocol.ts";
 /** Parameters of a callback: one value, or several when a key repeats (or a JSON array). */
 export type CallbackParams = Record<string, unknown>;
 
-/** Thrown when a callback is ambiguous; the HTTP side answers 400 and delivers nothing. */
+/** Thrown when a callback's state is ambiguous or unusable; the HTTP side answers 400 and delivers nothing. */
 export class AmbiguousCallbackError extends Error {
   /** @param message What is ambiguous. */
   constructor(message: string) {
@@ -37,11 +37,6 @@ function firstString(value: unknown): string | null {
   return null;
 }
 
-function distinctStrings(value: unknown): Set<string> {
-  const values = Array.isArray(value) ? value : [value];
-  return new Set(values.filter((item): item is string => typeof item === "string" && item !== ""));
-}
-
 /**
  * Extracts the code and the state from callback parameters.
  *
@@ -51,7 +46,8 @@ function distinctStrings(value: unknown): Set<string> {
  * @param params Query and body parameters, merged.
  * @param codeKeys Lower-case parameter names that may hold the code.
  * @returns The result to deliver; `raw` is always the full payload.
- * @throws {AmbiguousCallbackError} When the callback names two different states (RFC 6749 §3.1).
+ * @throws {AmbiguousCallbackError} When the callback names two different states (RFC 6749 §3.1),
+ *   or a state that is empty or not a string.
  *
  * @example
  * ```ts
@@ -84,7 +80,13 @@ export function extractCallback(params: CallbackParams, codeKeys: readonly strin
   let state: string | null = null;
   const states = new Set<string>();
   for (const value of byLowerKey.get("state") ?? []) {
-    for (const item of distinctStrings(value)) states.add(item);
+    for (const item of Array.isArray(value) ? value : [value]) {
+      // A state that is there but unusable must not turn the callback into a stateless one.
+      if (typeof item !== "string" || item === "") {
+        throw new AmbiguousCallbackError("The callback's state is empty or not a string");
+      }
+      states.add(item);
+    }
   }
   if (states.size > 1) {
     throw new AmbiguousCallbackError("The callback carries more than one state value");

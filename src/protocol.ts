@@ -3,7 +3,8 @@
 /**
  * The coordinator's wire protocol, one definition for both sides.
  *
- * Newline-delimited JSON over a Unix socket or loopback TCP. Every message is
+ * Newline-delimited JSON over a Unix socket or TCP (loopback, or any address
+ * with a coordinator token). Every message is
  * one JSON object on one line with `"v": 1` and a `"type"`. The client speaks
  * first (`register`); the relay answers `registered`, then at most one final
  * message (`callback` or `error`) and closes. See `docs/protocol.md`.
@@ -14,8 +15,15 @@
 /** Protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
 
-/** Longest line either side accepts, in bytes, newline excluded. */
+/** Longest line the relay accepts from a client, in bytes, newline excluded. */
 export const MAX_LINE_BYTES = 64 * 1024;
+
+/**
+ * Longest line a client accepts from the relay. A callback message carries
+ * what a stranger sent (URL up to 16 KiB, body up to 256 KiB), JSON-escaped
+ * (at most 6 bytes per byte) with `code` and `state` twice: under 2 MiB.
+ */
+export const MAX_RELAY_LINE_BYTES = 4 * 1024 * 1024;
 
 /** What the relay delivers: the code when one was found, and everything the provider sent. */
 export interface OAuthCallbackResult {
@@ -59,7 +67,10 @@ export interface CallbackMessage {
 export interface ErrorMessage {
   v: 1;
   type: "error";
-  /** Stable reason: `timeout`, `superseded`, `state_taken`, `too_many_waiters`, `protocol`, `shutdown`, … */
+  /**
+   * Stable reason: `timeout`, `superseded`, `state_taken`, `state_used`, `too_many_waiters`,
+   * `unauthorized`, `idle`, `protocol`, `unsupported_version` or `shutdown` (see docs/protocol.md).
+   */
   code: string;
   /** One line for a person. */
   message: string;
@@ -72,12 +83,16 @@ export type RelayMessage = RegisteredMessage | CallbackMessage | ErrorMessage;
 
 /** A line that is not a valid message; `message` says why in one line. */
 export class ProtocolError extends Error {
+  /** `protocol`, or `unsupported_version` when only the version is wrong. */
+  readonly code: "protocol" | "unsupported_version";
   /**
    * @param message Why the line was refused.
+   * @param code The error code sent to the peer.
    */
-  constructor(message: string) {
+  constructor(message: string, code: "protocol" | "unsupported_version" = "protocol") {
     super(message);
     this.name = "ProtocolError";
+    this.code = code;
   }
 }
 
@@ -108,7 +123,8 @@ function parseObject(line: Uint8Array): Record<string, unknown> {
   const message = value as Record<string, unknown>;
   if (message.v !== PROTOCOL_VERSION) {
     throw new ProtocolError(
-      `Unsupported protocol version ${JSON.stringify(message.v ?? null)}: this relay speaks v${PROTOCOL_VERSION}`,
+      `Unsupported protocol version ${JSON.stringify(message.v ?? null)}: this side speaks v${PROTOCOL_VERSION}`,
+      "unsupported_version",
     );
   }
   return message;
@@ -124,8 +140,11 @@ export function decodeClientMessage(line: Uint8Array): ClientMessage {
   if (message.type !== "register") {
     throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)}: expected "register"`);
   }
-  const { state, timeout, token } = message;
-  if (state !== undefined && state !== null && (typeof state !== "string" || state === "")) {
+  // `null` and a missing field mean the same for every optional field.
+  const state = message.state ?? undefined;
+  const timeout = message.timeout ?? undefined;
+  const token = message.token ?? undefined;
+  if (state !== undefined && (typeof state !== "string" || state === "")) {
     throw new ProtocolError('"state" must be a non-empty string or null');
   }
   if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
@@ -142,10 +161,25 @@ export function decodeClientMessage(line: Uint8Array): ClientMessage {
  */
 export function decodeRelayMessage(line: Uint8Array): RelayMessage {
   const message = parseObject(line);
+  const isObject = (value: unknown) => typeof value === "object" && value !== null && !Array.isArray(value);
+  const isText = (value: unknown) => value === null || typeof value === "string";
   switch (message.type) {
     case "registered":
-    case "callback":
+      return message as unknown as RelayMessage;
+    case "callback": {
+      const result = message.result as Record<string, unknown> | undefined;
+      if (
+        !isObject(result) || typeof result!.success !== "boolean" || !isText(result!.code) ||
+        !isText(result!.state) || !isObject(result!.raw)
+      ) {
+        throw new ProtocolError("Callback message without a valid result");
+      }
+      return message as unknown as RelayMessage;
+    }
     case "error":
+      if (typeof message.code !== "string" || typeof message.message !== "string") {
+        throw new ProtocolError("Error message without a code and message");
+      }
       return message as unknown as RelayMessage;
     default:
       throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)} from relay`);

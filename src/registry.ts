@@ -97,6 +97,13 @@ export class WaiterRegistry implements CallbackRouter {
       previous?.end("superseded", "Superseded: a newer client registered without a state (single-slot mode)");
       return;
     }
+    if (this.wasDelivered(waiter.state)) {
+      // A replayed old callback must not find a new waiter for a used state (RFC 6749 §10.12).
+      throw new RegistrationError(
+        "state_used",
+        "This state was already used for a completed authorization; start again with a fresh random state",
+      );
+    }
     if (this.#byState.has(waiter.state)) {
       // First come keeps its place: a second registration must not steal a code.
       throw new RegistrationError("state_taken", "Another client is already waiting for this state");

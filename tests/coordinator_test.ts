@@ -26,13 +26,23 @@ Deno.test("malformed coordinator input gets an error for that connection only; e
   await using relay = await startTestRelay();
   const bystander = wait(relay, { state: "bystander" });
   await bystander.registered;
-  const cases: Array<[name: string, bytes: Uint8Array | string, message: RegExp]> = [
+  const cases: Array<[name: string, bytes: Uint8Array | string, message: RegExp, code?: string]> = [
     ["a line that is not JSON", "hello\n", /not valid JSON/],
     ["JSON that is not an object", "[1,2]\n", /must be a JSON object/],
     ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), /not valid UTF-8/],
     ["an unknown message type", '{"v":1,"type":"steal","state":"bystander"}\n', /Unknown message type "steal"/],
-    ["a wrong protocol version", '{"v":2,"type":"register","state":"x"}\n', /Unsupported protocol version 2/],
-    ["no protocol version", '{"type":"register","state":"x"}\n', /Unsupported protocol version null/],
+    [
+      "a wrong protocol version",
+      '{"v":2,"type":"register","state":"x"}\n',
+      /Unsupported protocol version 2/,
+      "unsupported_version",
+    ],
+    [
+      "no protocol version",
+      '{"type":"register","state":"x"}\n',
+      /Unsupported protocol version null/,
+      "unsupported_version",
+    ],
     ["a state that is not a string", '{"v":1,"type":"register","state":42}\n', /"state" must be/],
     ["a negative timeout", '{"v":1,"type":"register","state":"x","timeout":-1}\n', /"timeout" must be/],
     ["a line longer than the limit", "x".repeat(70 * 1024), /Line longer than 65536 bytes/],
@@ -42,12 +52,12 @@ Deno.test("malformed coordinator input gets an error for that connection only; e
       /Already registered/,
     ],
   ];
-  for (const [name, bytes, message] of cases) {
+  for (const [name, bytes, message, code = "protocol"] of cases) {
     await t.step(name, async () => {
       const lines = await raw(relay, bytes);
       const last = lines.at(-1)!;
       assert.equal(last.type, "error", JSON.stringify(lines));
-      assert.equal(last.code, "protocol");
+      assert.equal(last.code, code);
       assert.match(String(last.message), message);
     });
   }
@@ -165,4 +175,32 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
   await registered;
   await body(await relay.callback({ code: "AUTHORIZED", state: "t" }));
   assert.equal((await result).code, "AUTHORIZED");
+});
+
+Deno.test("null means absent for every optional register field", async () => {
+  await using relay = await startTestRelay();
+  const conn = await Deno.connect({ transport: "unix", path: relay.client.socketPath! });
+  await conn.write(new TextEncoder().encode('{"v":1,"type":"register","state":"n","timeout":null,"token":null}\n'));
+  const reading = new Response(conn.readable).text();
+  await relay.logged(/Client registered for state: 'n'/);
+  await body(await relay.callback({ code: "C", state: "n" }));
+  const lines = (await reading).trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(lines.map((line) => line.type), ["registered", "callback"]);
+});
+
+Deno.test("a state that was delivered cannot be registered again, so an old callback cannot be replayed to it", async () => {
+  await using relay = await startTestRelay();
+  const first = wait(relay, { state: "once" });
+  await first.registered;
+  await body(await relay.callback({ code: "C1", state: "once" }));
+  await first.result;
+  await assert.rejects(wait(relay, { state: "once" }).result, (error: unknown) => {
+    assert.ok(error instanceof OAuthRelayError);
+    assert.equal(error.code, "state_used");
+    assert.match(error.message, /fresh random state/);
+    return true;
+  });
+  const replay = await relay.callback({ code: "C1", state: "once" });
+  assert.equal(replay.status, 404);
+  await body(replay);
 });

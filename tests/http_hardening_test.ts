@@ -231,3 +231,46 @@ Deno.test("two parallel identical callbacks deliver exactly once; the other gets
     assert.equal((await result).code, `C${round}`);
   }
 });
+
+Deno.test("a state that is present but empty or not a string gets 400 and never reaches the single slot", async () => {
+  await using relay = await startTestRelay();
+  const single = wait(relay);
+  await single.registered;
+  const json = { "content-type": "application/json" };
+  const requests = [
+    () => relay.callback("code=X&state="),
+    () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":123}' }),
+    () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":null}' }),
+    () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":["a",1]}' }),
+  ];
+  for (const request of requests) {
+    const response = await request();
+    assert.equal(response.status, 400);
+    assert.match(await body(response), /state is empty or not a string/);
+  }
+  assert.equal(relay.relay.registry.waiting, 1);
+  await body(await relay.callback({ code: "MINE" }));
+  assert.equal((await single.result).code, "MINE");
+});
+
+Deno.test("the largest callback the relay accepts reaches the client whole", async () => {
+  await using relay = await startTestRelay();
+  const { result, registered } = wait(relay, { state: "big" });
+  await registered;
+  // %01 is 3 bytes on the wire and 6 once JSON-escaped (\u0001): the callback line doubles in size.
+  const fill = (bytes: number) => "%01".repeat(Math.floor(bytes / 3));
+  const query = `state=big&code=CODE&q=${fill(15 * 1024)}`;
+  // Values are limited to 8 KiB each, so the body carries three of 6.8 KiB.
+  const form = [1, 2, 3].map((i) => `p${i}=${fill(20 * 1024)}`).join("&");
+  const response = await relay.callback(query, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: form,
+  });
+  assert.equal(response.status, 200);
+  await body(response);
+  const received = await result;
+  assert.equal(received.code, "CODE");
+  assert.equal((received.raw.p3 as string).length, Math.floor(20 * 1024 / 3));
+  assert.ok(JSON.stringify(received).length > 128 * 1024, "larger than the coordinator's own line limit");
+});
