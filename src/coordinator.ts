@@ -38,6 +38,8 @@ export interface CoordinatorOptions {
   registerTimeoutMs?: number;
   /** When set, clients must present this token in their register message. */
   token?: string;
+  /** Most open connections, registered or not; more are closed at once. */
+  maxConnections?: number;
 }
 
 /** A running coordinator. */
@@ -58,15 +60,33 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOptions): Coordinator {
   const connections = new Set<Connection>();
   const expectedToken = options.token === undefined ? undefined : digest(options.token);
+  const { logger } = options;
+  const maxConnections = options.maxConnections ?? Infinity;
   const finished = (async () => {
-    try {
-      for await (const conn of listener) {
-        const connection = new Connection(conn, options, connections, expectedToken);
-        connections.add(connection);
-        connection.serve();
+    let failures = 0;
+    let refused = 0;
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+        failures = 0;
+      } catch (error) {
+        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) return;
+        // Out of file descriptors (EMFILE) or an aborted handshake: the relay must not die of it.
+        const wait = Math.min(1000, 100 * 2 ** failures++);
+        logger.error(`Coordinator cannot accept connections: ${error instanceof Error ? error.message : error}`);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        continue;
       }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) throw error;
+      if (connections.size >= maxConnections) {
+        // Any local process can open connections; keep descriptors for the callbacks and real clients.
+        if (refused++ % 1000 === 0) logger.warn(`Coordinator refused a connection: ${maxConnections} already open`);
+        conn.close();
+        continue;
+      }
+      const connection = new Connection(conn, options, connections, expectedToken);
+      connections.add(connection);
+      connection.serve();
     }
   })();
   return {

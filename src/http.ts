@@ -31,6 +31,8 @@ export interface HttpLimits {
   maxValueLength: number;
   /** Longest request URL, in characters (414 above). */
   maxUrlLength: number;
+  /** Milliseconds a sender may take to deliver the body (408 after). */
+  bodyTimeoutMs: number;
 }
 
 /** Default {@linkcode HttpLimits}, documented in the README. */
@@ -40,6 +42,7 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   maxKeyLength: 128,
   maxValueLength: 8 * 1024,
   maxUrlLength: 16 * 1024,
+  bodyTimeoutMs: 10_000,
 });
 
 /** Options of {@linkcode createHandler}. */
@@ -61,13 +64,19 @@ class RequestProblem extends Error {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+async function readBody(request: Request, maxBytes: number, timeoutMs: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
   if (!request.body) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
+  // A sender that dribbles its body must not hold the request open (SECURITY.md rule 10).
+  let late = false;
+  const deadline = setTimeout(() => {
+    late = true;
+    reader.cancel().catch(() => {});
+  }, timeoutMs);
   try {
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
@@ -77,6 +86,7 @@ async function readBody(request: Request, maxBytes: number): Promise<Uint8Array>
         // The sender went away mid-body (or sent a broken chunked encoding).
         throw new RequestProblem(400, "Request body could not be read to the end");
       }
+      if (late) throw new RequestProblem(408, `Request body not received within ${timeoutMs / 1000} seconds`);
       const { done, value } = chunk;
       if (done) break;
       size += value.length;
@@ -88,6 +98,7 @@ async function readBody(request: Request, maxBytes: number): Promise<Uint8Array>
       chunks.push(value);
     }
   } finally {
+    clearTimeout(deadline);
     reader.releaseLock();
   }
   if (chunks.length === 1) return chunks[0];
@@ -127,7 +138,7 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
   for (const [key, value] of url.searchParams) add(key, value);
 
   if (request.method !== "POST") return params;
-  const body = await readBody(request, limits.maxBodyBytes);
+  const body = await readBody(request, limits.maxBodyBytes, limits.bodyTimeoutMs);
   if (body.length === 0) return params;
   const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   if (type === "application/x-www-form-urlencoded") {

@@ -55,7 +55,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { settings } = options;
   checkRelaySettings(settings);
   const logger = options.logger ?? createLogger("info");
-  const registry = new WaiterRegistry({ maxWaiters: options.maxWaiters ?? 10_000 });
+  const maxWaiters = options.maxWaiters ?? 10_000;
+  const registry = new WaiterRegistry({ maxWaiters });
 
   let bound: BoundListener | undefined;
   let coordinator: Coordinator | undefined;
@@ -71,6 +72,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       defaultTimeout: settings.defaultTimeout,
       registerTimeoutMs: options.registerTimeoutMs,
       token: settings.token,
+      // Room for every waiter plus some that have yet to register.
+      maxConnections: maxWaiters + 64,
     });
     logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
   } else {
