@@ -80,7 +80,7 @@ export function extractCallback(params: CallbackParams, codeKeys: readonly strin
   let state: string | null = null;
   const states = new Set<string>();
   for (const value of byLowerKey.get("state") ?? []) {
-    for (const item of Array.isArray(value) ? value : [value]) {
+    for (const item of Array.isArray(value) && value.length > 0 ? value : [value]) {
       // A state that is there but unusable must not turn the callback into a stateless one.
       if (typeof item !== "string" || item === "") {
         throw new AmbiguousCallbackError("The callback's state is empty or not a string");

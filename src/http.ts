@@ -155,7 +155,8 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
       throw new RequestProblem(400, "JSON body must be an object");
     }
     for (const [key, value] of Object.entries(json)) {
-      if (Array.isArray(value)) { for (const item of value) add(key, item); }
+      // An empty list stays a parameter: `"state": []` must not make a callback stateless.
+      if (Array.isArray(value) && value.length > 0) { for (const item of value) add(key, item); }
       else add(key, value);
     }
   } else {

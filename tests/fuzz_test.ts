@@ -184,7 +184,7 @@ Deno.test("extractCallback() throws only AmbiguousCallbackError and finds the co
           entries.filter(([key]) => key.toLowerCase() === codeKey).map(([, value]) => firstString(value))
         ).filter((code): code is string => !!code);
         const stateValues = entries.filter(([key]) => key.toLowerCase() === "state")
-          .flatMap(([, value]) => (Array.isArray(value) ? value : [value]));
+          .flatMap(([, value]) => (Array.isArray(value) && value.length > 0 ? value : [value]));
         const states = new Set(stateValues);
         // A state that is there but empty or not a string is refused, never treated as "no state".
         const unusable = stateValues.some((item) => typeof item !== "string" || item === "");

@@ -242,6 +242,7 @@ Deno.test("a state that is present but empty or not a string gets 400 and never 
     () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":123}' }),
     () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":null}' }),
     () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":["a",1]}' }),
+    () => fetch(`${relay.url}/oauth/callback`, { method: "POST", headers: json, body: '{"code":"X","state":[]}' }),
   ];
   for (const request of requests) {
     const response = await request();
