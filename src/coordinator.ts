@@ -144,6 +144,10 @@ class Connection implements Waiter {
         }
         try {
           for (const line of splitter.push(buffer.subarray(0, n))) this.#onLine(line);
+          // A registered client has nothing more to say; bytes it sends would only pile up.
+          if (this.#registered && splitter.pending > 0) {
+            throw new ProtocolError("Nothing may follow the register message");
+          }
         } catch (error) {
           if (!(error instanceof ProtocolError)) throw error;
           logger.debug(`Coordinator refused a message: ${error.message}`);

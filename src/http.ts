@@ -68,7 +68,9 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
   if (!request.body) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
+  // Copy every chunk into one buffer: a chunk is a view of a 64 KiB read buffer, and
+  // keeping the views would pin 64 KiB per one-byte chunk a stranger sends.
+  let body = new Uint8Array(Math.min(maxBytes, declared > 0 ? declared : 1024));
   let size = 0;
   const reader = request.body.getReader();
   // A sender that dribbles its body must not hold the request open (SECURITY.md rule 10).
@@ -89,26 +91,24 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
       if (late) throw new RequestProblem(408, `Request body not received within ${timeoutMs / 1000} seconds`);
       const { done, value } = chunk;
       if (done) break;
-      size += value.length;
-      if (size > maxBytes) {
+      if (size + value.length > maxBytes) {
         // Stop reading at the limit, also for chunked bodies without Content-Length.
         await reader.cancel().catch(() => {});
         throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
       }
-      chunks.push(value);
+      if (size + value.length > body.length) {
+        const grown = new Uint8Array(Math.min(maxBytes, Math.max(body.length * 2, size + value.length)));
+        grown.set(body.subarray(0, size));
+        body = grown;
+      }
+      body.set(value, size);
+      size += value.length;
     }
   } finally {
     clearTimeout(deadline);
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0];
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
+  return body.subarray(0, size);
 }
 
 function decodeText(body: Uint8Array): string {

@@ -15,8 +15,12 @@
 /** Protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
 
-/** Longest line the relay accepts from a client, in bytes, newline excluded. */
-export const MAX_LINE_BYTES = 64 * 1024;
+/**
+ * Longest line the relay accepts from a client, in bytes, newline excluded. A
+ * register message is small; the bound keeps what a connection can make the
+ * relay hold before it registers small too.
+ */
+export const MAX_LINE_BYTES = 16 * 1024;
 
 /**
  * Longest line a client accepts from the relay. A callback message carries
@@ -187,13 +191,14 @@ export function decodeRelayMessage(line: Uint8Array): RelayMessage {
 }
 
 /**
- * Splits a byte stream into lines, each at most {@linkcode MAX_LINE_BYTES}.
- * Feed chunks with {@linkcode LineSplitter.push}; it returns the complete
- * lines they finish.
+ * Splits a byte stream into lines, each at most `maxLineBytes`. Feed chunks
+ * with {@linkcode LineSplitter.push}; it returns the complete lines they
+ * finish. An unfinished line is kept in one buffer that grows to the limit,
+ * so a peer sending one byte at a time costs no more than one long line.
  */
 export class LineSplitter {
-  #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
+  #buffer = new Uint8Array(0);
+  #length = 0;
   readonly #max: number;
 
   /** @param maxLineBytes Longest accepted line, newline excluded. */
@@ -201,8 +206,14 @@ export class LineSplitter {
     this.#max = maxLineBytes;
   }
 
+  /** Bytes of an unfinished line held. */
+  get pending(): number {
+    return this.#length;
+  }
+
   /**
-   * Adds a chunk and returns the lines it completes.
+   * Adds a chunk and returns the lines it completes. The chunk may be reused
+   * by the caller afterwards: returned lines never point into it.
    *
    * @throws {ProtocolError} When a line grows past the limit; the splitter must then be dropped.
    */
@@ -212,34 +223,33 @@ export class LineSplitter {
     for (let end = chunk.indexOf(10); end !== -1; end = chunk.indexOf(10, start)) {
       const piece = chunk.subarray(start, end);
       this.#check(piece.length);
-      lines.push(this.#pendingBytes === 0 ? piece : this.#join(piece));
+      const line = new Uint8Array(this.#length + piece.length);
+      line.set(this.#buffer.subarray(0, this.#length));
+      line.set(piece, this.#length);
+      lines.push(line);
+      this.#length = 0;
       start = end + 1;
     }
     if (start < chunk.length) {
-      const rest = chunk.slice(start);
+      const rest = chunk.subarray(start);
       this.#check(rest.length);
-      this.#pending.push(rest);
-      this.#pendingBytes += rest.length;
+      if (this.#length + rest.length > this.#buffer.length) {
+        const grown = new Uint8Array(
+          Math.min(this.#max, Math.max(256, this.#buffer.length * 2, this.#length + rest.length)),
+        );
+        grown.set(this.#buffer.subarray(0, this.#length));
+        this.#buffer = grown;
+      }
+      this.#buffer.set(rest, this.#length);
+      this.#length += rest.length;
     }
+    if (this.#length === 0 && this.#buffer.length > 4096) this.#buffer = new Uint8Array(0);
     return lines;
   }
 
   #check(extra: number) {
-    if (this.#pendingBytes + extra > this.#max) {
+    if (this.#length + extra > this.#max) {
       throw new ProtocolError(`Line longer than ${this.#max} bytes`);
     }
-  }
-
-  #join(last: Uint8Array): Uint8Array {
-    const line = new Uint8Array(this.#pendingBytes + last.length);
-    let offset = 0;
-    for (const part of this.#pending) {
-      line.set(part, offset);
-      offset += part.length;
-    }
-    line.set(last, offset);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    return line;
   }
 }

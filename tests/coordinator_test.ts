@@ -45,7 +45,12 @@ Deno.test("malformed coordinator input gets an error for that connection only; e
     ],
     ["a state that is not a string", '{"v":1,"type":"register","state":42}\n', /"state" must be/],
     ["a negative timeout", '{"v":1,"type":"register","state":"x","timeout":-1}\n', /"timeout" must be/],
-    ["a line longer than the limit", "x".repeat(70 * 1024), /Line longer than 65536 bytes/],
+    ["a line longer than the limit", "x".repeat(20 * 1024), /Line longer than 16384 bytes/],
+    [
+      "bytes after the register message",
+      '{"v":1,"type":"register","state":"chatty"}\n{"v":1,',
+      /Nothing may follow the register message/,
+    ],
     [
       "a second register on one connection",
       '{"v":1,"type":"register","state":"twice"}\n{"v":1,"type":"register","state":"bystander"}\n',

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeClientMessage, decodeRelayMessage, encode, ProtocolError } from "../src/protocol.ts";
+import { decodeClientMessage, decodeRelayMessage, encode, LineSplitter, ProtocolError } from "../src/protocol.ts";
 
 const line = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 
@@ -33,4 +33,16 @@ Deno.test("a register message round-trips through encode and decodeClientMessage
 Deno.test("a wrong version is told apart from other protocol errors", () => {
   assert.throws(() => decodeClientMessage(line({ v: 2, type: "register" })), { code: "unsupported_version" });
   assert.throws(() => decodeClientMessage(line({ v: 1, type: "other" })), { code: "protocol" });
+});
+
+Deno.test("LineSplitter holds an unfinished line in one buffer, however it is dribbled", () => {
+  const splitters = Array.from({ length: 100 }, () => new LineSplitter(16 * 1024));
+  const byte = new Uint8Array([120]);
+  const before = Deno.memoryUsage().heapUsed;
+  // One byte at a time: a buffer (or a copy) per push would hold about 100 bytes each, 100 MB in all.
+  for (let i = 0; i < 10_000; i++) for (const splitter of splitters) splitter.push(byte);
+  const grown = Deno.memoryUsage().heapUsed - before;
+  assert.ok(grown < 20 * 1024 * 1024, `grew ${(grown / 2 ** 20).toFixed(1)} MiB for 100 × 10,000 bytes`);
+  assert.equal(splitters[0].pending, 10_000);
+  assert.deepEqual(splitters[0].push(new Uint8Array([10])).map((line) => line.length), [10_000]);
 });
