@@ -352,7 +352,7 @@ export function fuzzHandler(limits?: Partial<HttpLimits>): (request: Request) =>
   const registry = new WaiterRegistry();
   for (const state of [...REGISTERED_STATES, null]) registry.add(new AcceptingWaiter(state));
   const settings: Settings = { ...DEFAULT_SETTINGS, codeKeys: ["code", "authorization_code"] };
-  return createHandler({ settings, router: registry, logger: createLogger("silent"), coordinator: null, limits });
+  return createHandler({ settings, router: registry, logger: createLogger("silent"), coordinator: () => null, limits });
 }
 
 /** Tight limits, so the 413, 414 and 400 paths are reached often. */

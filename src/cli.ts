@@ -114,6 +114,11 @@ export async function main(args: string[], io: CliIo): Promise<number> {
           `oauth-relay: waiting for the callback${values.state === undefined ? " (single-slot mode)" : ""}`,
         ),
     });
+    // RFC 6749 Appendix A: a code is printable ASCII. Anything else is not written raw to a terminal.
+    if (result.success && !values.json && !/^[\x20-\x7e]+$/.test(result.code!)) {
+      io.stderr("oauth-relay: the code has characters outside printable ASCII (RFC 6749 VSCHAR); use --json");
+      return EXIT.NO_CODE;
+    }
     if (values.json) io.stdout(JSON.stringify(result));
     else if (result.success) io.stdout(result.code!);
     else io.stdout(JSON.stringify(result.raw));

@@ -195,6 +195,8 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
           registered = true;
           if (announce) options.onRegistered?.();
         } else if (message.type === "callback") {
+          // Never hand over a code meant for another flow, whatever answered on the socket.
+          if (message.result.state !== state) throw new ProtocolError("Callback for another state");
           return { kind: "result", result: message.result };
         } else if (message.code === "shutdown") {
           // The relay is restarting (deploy): wait for the next one.

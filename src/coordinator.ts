@@ -40,6 +40,8 @@ export interface CoordinatorOptions {
   token?: string;
   /** Most open connections, registered or not; more are closed at once. */
   maxConnections?: number;
+  /** Milliseconds a write to a client may take before the client counts as gone. Default 5000. */
+  writeTimeoutMs?: number;
 }
 
 /** A running coordinator. */
@@ -53,6 +55,8 @@ export interface Coordinator {
 const READ_BUFFER_BYTES = 1024;
 /** How long an ended connection waits for the client to hang up before closing it. */
 const LINGER_MS = 1000;
+/** How long a write to a client may take before the client counts as gone. */
+const WRITE_TIMEOUT_MS = 5000;
 // setTimeout takes a signed 32-bit delay; longer waits are capped (about 24 days).
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -236,11 +240,15 @@ class Connection implements Waiter {
 
   async #send(message: RelayMessage): Promise<boolean> {
     const bytes = encode(message);
+    // A client that stops reading must not hold a callback request (or shutdown) forever.
+    const stuck = setTimeout(() => this.#finish(), this.#options.writeTimeoutMs ?? WRITE_TIMEOUT_MS);
     try {
       for (let offset = 0; offset < bytes.length;) offset += await this.#conn.write(bytes.subarray(offset));
       return true;
     } catch {
       return false;
+    } finally {
+      clearTimeout(stuck);
     }
   }
 

@@ -51,7 +51,7 @@ export interface HandlerOptions {
   router: CallbackRouter;
   logger: Logger;
   /** Where the coordinator listens, for `/health`; `null` when the relay is disabled. */
-  coordinator: CoordinatorAddress | null;
+  coordinator: () => CoordinatorAddress | null;
   limits?: Partial<HttpLimits>;
 }
 
@@ -130,7 +130,7 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
     if (typeof value === "string" && value.length > limits.maxValueLength) {
       throw new RequestProblem(
         400,
-        `Parameter "${key.slice(0, 40)}" is longer than ${limits.maxValueLength} characters`,
+        `Parameter ${quote(key.slice(0, 40))} is longer than ${limits.maxValueLength} characters`,
       );
     }
     addParam(params, key, value);
@@ -211,7 +211,9 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       }
       if (logger.debugEnabled) {
         logger.debug(
-          `Unmatched callback had ${redactCode(result.code)} and parameters ${Object.keys(params).join(", ")}`,
+          `Unmatched callback had ${redactCode(result.code)} and parameters ${
+            Object.keys(params).map(quote).join(", ")
+          }`,
         );
       }
       return pageResponse(noClientPage());
@@ -221,7 +223,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         return pageResponse(badRequestPage(400, error.message));
       }
       if (error instanceof RequestProblem) {
-        logger.debug(`Refused callback (${error.status}): ${error.message}`);
+        logger.debug(`Refused callback (${error.status}): ${error.message.replace(/[^\x20-\x7e]/g, "?")}`);
         return pageResponse(badRequestPage(error.status, error.message));
       }
       throw error;
@@ -232,9 +234,9 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     return Response.json({
       status: "ok",
       enabled: settings.enabled,
-      coordinator,
+      coordinator: coordinator(),
       waiting: router.waiting,
-    }, { headers: { "cache-control": "no-store" } });
+    }, { headers: { "cache-control": "no-store", "x-content-type-options": "nosniff" } });
   }
 
   return async (request) => {

@@ -47,8 +47,13 @@ export function createLogger(level: LogLevel, sink: (line: string) => void = con
  */
 export function quote(value: string | null): string {
   if (value === null) return "(none)";
-  const cut = value.length > 64 ? value.slice(0, 64) + "…" : value;
-  return JSON.stringify(cut).slice(1, -1).replace(/'/g, "\\'").replace(/^/, "'") + "'";
+  const cut = value.length > 64 ? value.slice(0, 64) : value;
+  // Only printable ASCII goes out as is: no line separators, terminal controls or bidi overrides.
+  const escaped = cut.replace(
+    /[^\x20-\x7e]|['\\]/g,
+    (char) => char === "'" || char === "\\" ? `\\${char}` : `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return `'${escaped}${value.length > 64 ? "..." : ""}'`;
 }
 
 /** Describes a code without revealing it (RFC 9700 §3, attacker A3 reads logs). */

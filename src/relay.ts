@@ -32,6 +32,8 @@ export interface RelayOptions {
   maxWaiters?: number;
   /** Milliseconds a coordinator connection may stay silent before registering. */
   registerTimeoutMs?: number;
+  /** Milliseconds a write to a client may take before it counts as gone. */
+  writeTimeoutMs?: number;
 }
 
 /** A running relay. */
@@ -60,31 +62,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
 
   let bound: BoundListener | undefined;
   let coordinator: Coordinator | undefined;
-  if (settings.enabled) {
-    logger.info("OAuth relay enabled");
-    logger.info("OAuth coordinator starting");
-    bound = settings.useTcp
-      ? listenTcp(settings.tcpHost, settings.tcpFallbackPort)
-      : await listenUnix(settings.socketPath, options.socketMode);
-    coordinator = serveCoordinator(bound.listener, {
-      registry,
-      logger,
-      defaultTimeout: settings.defaultTimeout,
-      registerTimeoutMs: options.registerTimeoutMs,
-      token: settings.token,
-      // Room for every waiter plus some that have yet to register.
-      maxConnections: maxWaiters + 64,
-    });
-    logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
-  } else {
-    logger.info("OAuth relay disabled (OAUTH_ENABLED=false): no callback route, no coordinator");
-  }
-
   const handler = createHandler({
     settings,
     router: registry,
     logger,
-    coordinator: bound?.address ?? null,
+    coordinator: () => bound?.address ?? null,
     limits: options.limits,
   });
   // Deno's server.shutdown() cuts off request bodies still being read, so the
@@ -99,22 +81,45 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (--inFlight === 0) drained?.resolve();
     }
   };
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    const { promise: listening, resolve } = Promise.withResolvers<void>();
-    server = Deno.serve({
-      hostname: options.hostname ?? "127.0.0.1",
-      port: options.port ?? 8000,
-      onListen: () => resolve(),
-      onError: (error) => {
-        logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
-        return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
-      },
-    }, tracked);
-    await listening;
-  } catch (error) {
-    await bound?.close();
-    throw error;
+
+  // HTTP first: a relay whose port is taken must fail before it touches the socket path,
+  // where it could replace the socket of a relay starting at the same moment.
+  const { promise: listening, resolve } = Promise.withResolvers<void>();
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 8000,
+    onListen: () => resolve(),
+    onError: (error) => {
+      logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
+      return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
+    },
+  }, tracked);
+  await listening;
+
+  if (settings.enabled) {
+    logger.info("OAuth relay enabled");
+    logger.info("OAuth coordinator starting");
+    try {
+      bound = settings.useTcp
+        ? listenTcp(settings.tcpHost, settings.tcpFallbackPort)
+        : await listenUnix(settings.socketPath, options.socketMode);
+    } catch (error) {
+      await server.shutdown();
+      throw error;
+    }
+    coordinator = serveCoordinator(bound.listener, {
+      registry,
+      logger,
+      defaultTimeout: settings.defaultTimeout,
+      registerTimeoutMs: options.registerTimeoutMs,
+      writeTimeoutMs: options.writeTimeoutMs,
+      token: settings.token,
+      // Room for every waiter plus some that have yet to register.
+      maxConnections: maxWaiters + 64,
+    });
+    logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
+  } else {
+    logger.info("OAuth relay disabled (OAUTH_ENABLED=false): no callback route, no coordinator");
   }
   const { hostname, port } = server.addr;
   const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;

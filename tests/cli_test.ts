@@ -138,3 +138,14 @@ Deno.test("the CLI works without --allow-env, on defaults and flags", async () =
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   assert.equal(new TextDecoder().decode(output.stdout), "NOENV\n");
 });
+
+Deno.test("the CLI does not write a code with terminal control characters to stdout", async () => {
+  await using relay = await startTestRelay();
+  await using cli = runCli(["--state", "esc", "--socket", relay.client.socketPath!]);
+  await cli.waiting;
+  await body(await relay.callback("code=%1B%5B31mRED&state=esc"));
+  const { code, stdout, stderr } = await cli.output;
+  assert.equal(code, 1);
+  assert.equal(stdout, "");
+  assert.match(stderr, /outside printable ASCII \(RFC 6749 VSCHAR\); use --json/);
+});

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadSettings } from "../src/config.ts";
+import { waitForCode } from "../src/client.ts";
 import { OAuthRelayError } from "../src/errors.ts";
 import { createLogger } from "../src/log.ts";
 import { startRelay } from "../src/relay.ts";
@@ -208,4 +209,54 @@ Deno.test("a state that was delivered cannot be registered again, so an old call
   const replay = await relay.callback({ code: "C1", state: "once" });
   assert.equal(replay.status, 404);
   await body(replay);
+});
+
+Deno.test("the client refuses a callback for another state, whatever answers on the socket", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/impostor.sock`;
+  // Something that is not our relay answers at the socket path.
+  const impostor = Deno.listen({ transport: "unix", path });
+  const serving = (async () => {
+    const conn = await impostor.accept();
+    await conn.read(new Uint8Array(1024));
+    await conn.write(new TextEncoder().encode(
+      '{"v":1,"type":"registered","state":"mine"}\n' +
+        '{"v":1,"type":"callback","result":{"success":true,"code":"EVIL","state":"other","raw":{}}}\n',
+    ));
+    await conn.readable.cancel().catch(() => {});
+  })();
+  try {
+    await assert.rejects(
+      waitForCode({ state: "mine", timeout: 5, settings: { socketPath: path, useTcp: false } }),
+      (error: unknown) => {
+        assert.ok(error instanceof OAuthRelayError);
+        assert.equal(error.code, "protocol");
+        assert.match(error.message, /Callback for another state/);
+        return true;
+      },
+    );
+  } finally {
+    await serving;
+    impostor.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a client that stops reading cannot hold a callback: the write times out and the page says so", async () => {
+  await using relay = await startTestRelay({
+    relay: { limits: { maxBodyBytes: 256 * 1024 }, writeTimeoutMs: 200 },
+  });
+  const conn = await Deno.connect({ transport: "unix", path: relay.client.socketPath! });
+  await conn.write(new TextEncoder().encode('{"v":1,"type":"register","state":"deaf"}\n'));
+  await relay.logged(/Client registered for state: 'deaf'/);
+  // About 1 MB once JSON-escaped: more than the socket buffers hold while nobody reads.
+  const form = Array.from({ length: 30 }, (_, i) => `p${i}=${"%01".repeat(2700)}`).join("&");
+  const response = await relay.callback("state=deaf&code=C", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: form,
+  });
+  assert.equal(response.status, 404);
+  await body(response);
+  conn.close();
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "../src/extract.ts";
+import { quote } from "../src/log.ts";
 
 const KEYS = ["code", "authorization_code"];
 
@@ -68,4 +69,13 @@ Deno.test("extractCallback() keeps every parameter in raw, including iss (RFC 92
 Deno.test("extractCallback() refuses two different state values (RFC 6749 §3.1)", () => {
   assert.throws(() => extractCallback(query("code=C&state=a&state=b"), KEYS), AmbiguousCallbackError);
   assert.throws(() => extractCallback(query("code=C&state=a&STATE=b"), KEYS), AmbiguousCallbackError);
+});
+
+Deno.test("quote() lets only printable ASCII through, so a state cannot forge or hide log lines", () => {
+  assert.equal(quote("my-flow"), "'my-flow'");
+  assert.equal(quote("a\nINFO - forged"), "'a\\u000aINFO - forged'");
+  assert.equal(quote("a\u2028b\u0085c\u009bd\u202ee\u007ff"), "'a\\u2028b\\u0085c\\u009bd\\u202ee\\u007ff'");
+  assert.equal(quote("it's"), "'it\\'s'");
+  assert.equal(quote("x".repeat(70)), `'${"x".repeat(64)}...'`);
+  assert.equal(quote(null), "(none)");
 });

@@ -260,7 +260,7 @@ Deno.test("the HTTP handler delivers a callback to the waiter of its state and t
           settings,
           router: registry,
           logger: createLogger("silent"),
-          coordinator: null,
+          coordinator: () => null,
         });
         const query = new URLSearchParams(state === null ? { code } : { code, state });
         const response = await handler(new Request(`http://127.0.0.1${settings.callbackPath}?${query}`));
@@ -291,7 +291,12 @@ Deno.test("the HTTP handler forwards every query parameter in raw, prototype nam
         end: () => Promise.resolve(),
       });
       const settings: Settings = { ...DEFAULT_SETTINGS };
-      const handler = createHandler({ settings, router: registry, logger: createLogger("silent"), coordinator: null });
+      const handler = createHandler({
+        settings,
+        router: registry,
+        logger: createLogger("silent"),
+        coordinator: () => null,
+      });
       const sent = pairs.filter(([key]) => key.toLowerCase() !== "state").concat([["state", "s1"]]);
       const response = await handler(
         new Request(`http://127.0.0.1${settings.callbackPath}?${new URLSearchParams(sent)}`),

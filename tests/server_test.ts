@@ -149,3 +149,24 @@ Deno.test("a file that is not a socket is never replaced", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a relay whose HTTP port is taken fails before it touches the socket path", async () => {
+  const dir = await Deno.makeTempDir();
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const socket = `${dir}/stale.sock`;
+    await using crashed = startServer({ OAUTH_SOCKET_PATH: socket, PORT: "0" });
+    await crashed.url;
+    crashed.child.kill("SIGKILL");
+    await crashed.exited;
+    const stale = await Deno.lstat(socket);
+    await using second = startServer({ OAUTH_SOCKET_PATH: socket, PORT: String(taken.addr.port) });
+    const { code, stderr } = await second.exited;
+    assert.equal(code, 1);
+    assert.match(stderr, /address is in use; stop the other server or set PORT/);
+    assert.equal((await Deno.lstat(socket)).ino, stale.ino, "the socket file was left alone");
+  } finally {
+    taken.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -172,7 +172,7 @@ Deno.test("a POST body that never finishes is answered 408 at the body deadline 
     settings: { ...DEFAULT_SETTINGS },
     router: new WaiterRegistry(),
     logger: createLogger("silent"),
-    coordinator: null,
+    coordinator: () => null,
     limits,
   });
   const stalled = new ReadableStream<Uint8Array>({
