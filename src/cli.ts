@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
 import { resolveSettings, waitForCode } from "./client.ts";
+import { readableEnv } from "./transport.ts";
 import { ConfigError, type Settings } from "./config.ts";
 
 /** Exit codes of the CLI. */
@@ -17,7 +18,8 @@ export const USAGE = `Usage: deno run --allow-net --allow-read --allow-write --a
 Waits for one OAuth callback at the relay and prints the code on stdout.
 
 Options:
-  --state <state>     State of the authorization request (omit for single-slot mode)
+  --state <state>     State of the authorization request (omit for single-slot mode); or set
+                      OAUTH_STATE, which other users cannot read (command lines they can)
   --timeout <secs>    Seconds to wait (default OAUTH_DEFAULT_TIMEOUT, 300)
   --socket <path>     Coordinator Unix socket (default OAUTH_SOCKET_PATH)
   --tcp               Connect over loopback TCP instead (OAUTH_USE_TCP)
@@ -80,6 +82,8 @@ export async function main(args: string[], io: CliIo): Promise<number> {
       return usageError(io, `--timeout must be a positive number of seconds, got "${values.timeout}"`);
     }
   }
+  // Arguments are visible to every local user (/proc/*/cmdline); another user's environment is not.
+  values.state ??= readableEnv()?.get("OAUTH_STATE") || undefined;
   if (values.state === "") return usageError(io, "--state must not be empty");
   if (values.socket !== undefined) {
     if (values.socket === "") return usageError(io, "--socket must not be empty");

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CoordinatorAddress, EnvSource } from "./config.ts";
+import type { CoordinatorAddress } from "./config.ts";
 
 /** A byte stream to the coordinator. */
 export interface ClientConnection {
@@ -40,7 +40,7 @@ export async function connect(address: CoordinatorAddress): Promise<ClientConnec
  * The environment when the program may read it, else `undefined`: the
  * client works on defaults without `--allow-env`, and never prompts.
  */
-export function readableEnv(): EnvSource | undefined {
+export function readableEnv(): { get(name: string): string | undefined } | undefined {
   try {
     return Deno.permissions.querySync({ name: "env" }).state === "granted" ? Deno.env : undefined;
   } catch {

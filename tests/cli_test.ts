@@ -149,3 +149,12 @@ Deno.test("the CLI does not write a code with terminal control characters to std
   assert.equal(stdout, "");
   assert.match(stderr, /outside printable ASCII \(RFC 6749 VSCHAR\); use --json/);
 });
+
+Deno.test("the CLI takes the state from OAUTH_STATE, out of sight of other users' ps", async () => {
+  await using relay = await startTestRelay();
+  await using cli = runCli(["--socket", relay.client.socketPath!], { OAUTH_STATE: "hidden-state" });
+  await cli.waiting;
+  await relay.logged(/Client registered for state: 'hidden-state'/);
+  await body(await relay.callback({ code: "SECRET", state: "hidden-state" }));
+  assert.equal((await cli.output).stdout, "SECRET\n");
+});
