@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { body, runCli, startTestRelay } from "./helpers.ts";
+import { body, runCli, startTestRelay, tempDir } from "./helpers.ts";
 
 Deno.test("the CLI prints only the code on stdout and exits 0", async () => {
   await using relay = await startTestRelay();
@@ -89,18 +89,15 @@ Deno.test("the CLI exits 3 on timeout", async () => {
 });
 
 Deno.test("the CLI exits 4 with one clear line when the relay is not reachable", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using cli = runCli(["--state", "x", "--socket", `${dir}/absent.sock`]);
-    const { code, stderr } = await cli.output;
-    assert.equal(code, 4);
-    assert.equal(
-      stderr,
-      `oauth-relay: Cannot connect to relay at ${dir}/absent.sock: no such socket; is the relay running?\n`,
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await using cli = runCli(["--state", "x", "--socket", `${dir}/absent.sock`]);
+  const { code, stderr } = await cli.output;
+  assert.equal(code, 4);
+  assert.equal(
+    stderr,
+    `oauth-relay: Cannot connect to relay at ${dir}/absent.sock: no such socket; is the relay running?\n`,
+  );
 });
 
 Deno.test("the CLI exits 5 when the relay refuses the registration", async () => {

@@ -243,3 +243,14 @@ export function startServer(env: Record<string, string>, cwd?: string) {
     },
   };
 }
+
+/** A temporary directory, removed with `await using`. */
+export async function tempDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix: "oauth-relay-test-" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { WaiterRegistry } from "../src/registry.ts";
-import { body, startServer, startTestRelay, wait } from "./helpers.ts";
+import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 /** SECURITY.md rules 1–3: every response of the callback path carries these. */
 function assertSecurityHeaders(response: Response): void {
@@ -277,29 +277,26 @@ Deno.test("the largest callback the relay accepts reaches the client whole", asy
 });
 
 Deno.test("a body sent in thousands of one-byte chunks costs the relay no more than its size", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using server = startServer({ OAUTH_SOCKET_PATH: `${dir}/r.sock`, PORT: "0" });
-    const url = new URL(await server.url);
-    const rss = async () => {
-      const ps = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(server.child.pid)] }).output();
-      return Number(new TextDecoder().decode(ps.stdout).trim()) * 1024;
-    };
-    const before = await rss();
-    const chunks = 12_000;
-    const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
-    await conn.write(new TextEncoder().encode(
-      "POST /oauth/callback?state=x HTTP/1.1\r\nHost: relay\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\na=\r\n" + "1\r\na\r\n".repeat(chunks) +
-        "0\r\n\r\n",
-    ));
-    const answer = await new Response(conn.readable).text();
-    assert.match(answer, /^HTTP\/1.1 400/, "the 12,000-character value is over the limit");
-    const grown = await rss() - before;
-    // Keeping each chunk (a view of a 64 KiB read buffer) pins about 560 MiB here; copying them leaves only
-    // garbage that the collector reclaims (about 70 MiB at its peak, whatever the number of chunks).
-    assert.ok(grown < 256 * 1024 * 1024, `the relay grew ${(grown / 2 ** 20).toFixed(0)} MiB for a 12,000-byte body`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await using server = startServer({ OAUTH_SOCKET_PATH: `${dir}/r.sock`, PORT: "0" });
+  const url = new URL(await server.url);
+  const rss = async () => {
+    const ps = await new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(server.child.pid)] }).output();
+    return Number(new TextDecoder().decode(ps.stdout).trim()) * 1024;
+  };
+  const before = await rss();
+  const chunks = 12_000;
+  const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+  await conn.write(new TextEncoder().encode(
+    "POST /oauth/callback?state=x HTTP/1.1\r\nHost: relay\r\nContent-Type: application/x-www-form-urlencoded\r\n" +
+      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\na=\r\n" + "1\r\na\r\n".repeat(chunks) +
+      "0\r\n\r\n",
+  ));
+  const answer = await new Response(conn.readable).text();
+  assert.match(answer, /^HTTP\/1.1 400/, "the 12,000-character value is over the limit");
+  const grown = await rss() - before;
+  // Keeping each chunk (a view of a 64 KiB read buffer) pins about 560 MiB here; copying them leaves only
+  // garbage that the collector reclaims (about 70 MiB at its peak, whatever the number of chunks).
+  assert.ok(grown < 256 * 1024 * 1024, `the relay grew ${(grown / 2 ** 20).toFixed(0)} MiB for a 12,000-byte body`);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { waitForCode } from "../src/client.ts";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../src/errors.ts";
-import { body, MODES, startTestRelay, wait } from "./helpers.ts";
+import { body, MODES, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 for (const mode of MODES) {
   Deno.test(`[${mode}] waitForCode() receives the code of a GET callback for its state`, async () => {
@@ -247,20 +247,17 @@ for (const mode of MODES) {
 }
 
 Deno.test("waitForCode() rejects with OAuthConnectionError when no relay listens on the socket", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/none.sock`;
-    await assert.rejects(
-      waitForCode({ state: "s", settings: { socketPath: path, useTcp: false } }),
-      (error: unknown) => {
-        assert.ok(error instanceof OAuthConnectionError);
-        assert.equal(error.message, `Cannot connect to relay at ${path}: no such socket; is the relay running?`);
-        return true;
-      },
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const path = `${dir}/none.sock`;
+  await assert.rejects(
+    waitForCode({ state: "s", settings: { socketPath: path, useTcp: false } }),
+    (error: unknown) => {
+      assert.ok(error instanceof OAuthConnectionError);
+      assert.equal(error.message, `Cannot connect to relay at ${path}: no such socket; is the relay running?`);
+      return true;
+    },
+  );
 });
 
 Deno.test("waitForCode() rejects with OAuthConnectionError when no relay listens on the TCP port", async () => {

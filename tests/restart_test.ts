@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { waitForCode } from "../src/client.ts";
 import { OAuthConnectionError } from "../src/errors.ts";
 import type { OAuthCallbackResult } from "../src/protocol.ts";
-import { body, runCli, startServer, startTestRelay, wait } from "./helpers.ts";
+import { body, runCli, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 /** In-process waiters against a relay at `socket`; `registered` resolves once all are registered. */
 function waiters(socket: string, states: string[], timeout = 30) {
@@ -32,50 +32,44 @@ async function deliverAll(url: string, states: string[], results: Promise<OAuthC
 }
 
 Deno.test("waiters survive a relay killed with SIGKILL and started again: every callback is delivered", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const socket = `${dir}/relay.sock`;
-    const env = { OAUTH_SOCKET_PATH: socket, PORT: "0" };
-    const states = ["k1", "k2", "k3"];
-    await using first = startServer(env);
-    await first.url;
-    const { results, registered } = waiters(socket, states);
-    await registered;
-    first.child.kill("SIGKILL");
-    await first.exited;
-    assert.ok((await Deno.lstat(socket)).isSocket, "the killed relay left its socket behind");
-    await using second = startServer(env);
-    const url = await second.url;
-    await second.logged(/Client registered for state/, states.length);
-    await deliverAll(url, states, results);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const socket = `${dir}/relay.sock`;
+  const env = { OAUTH_SOCKET_PATH: socket, PORT: "0" };
+  const states = ["k1", "k2", "k3"];
+  await using first = startServer(env);
+  await first.url;
+  const { results, registered } = waiters(socket, states);
+  await registered;
+  first.child.kill("SIGKILL");
+  await first.exited;
+  assert.ok((await Deno.lstat(socket)).isSocket, "the killed relay left its socket behind");
+  await using second = startServer(env);
+  const url = await second.url;
+  await second.logged(/Client registered for state/, states.length);
+  await deliverAll(url, states, results);
 });
 
 Deno.test("SIGTERM tells waiting clients, removes the socket and exits 0; the clients wait for the next relay", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const socket = `${dir}/relay.sock`;
-    const env = { OAUTH_SOCKET_PATH: socket, PORT: "0" };
-    const states = ["t1", "t2"];
-    await using first = startServer(env);
-    await first.url;
-    const { results, registered } = waiters(socket, states);
-    await registered;
-    first.child.kill("SIGTERM");
-    const { code, stderr } = await first.exited;
-    assert.equal(code, 0, stderr);
-    assert.match(stderr, /OAuth coordinator stopped/);
-    await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const socket = `${dir}/relay.sock`;
+  const env = { OAUTH_SOCKET_PATH: socket, PORT: "0" };
+  const states = ["t1", "t2"];
+  await using first = startServer(env);
+  await first.url;
+  const { results, registered } = waiters(socket, states);
+  await registered;
+  first.child.kill("SIGTERM");
+  const { code, stderr } = await first.exited;
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /OAuth coordinator stopped/);
+  await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound);
 
-    await using second = startServer(env);
-    const url = await second.url;
-    await second.logged(/Client registered for state/, states.length);
-    await deliverAll(url, states, results);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using second = startServer(env);
+  const url = await second.url;
+  await second.logged(/Client registered for state/, states.length);
+  await deliverAll(url, states, results);
 });
 
 Deno.test("a registered waiter rejects with OAuthConnectionError when the relay does not come back in time", async () => {

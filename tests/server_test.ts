@@ -3,7 +3,7 @@ import { startRelay } from "../src/relay.ts";
 import { ListenError } from "../src/listen.ts";
 import { loadSettings } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
-import { body, startServer, startTestRelay, wait } from "./helpers.ts";
+import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 Deno.test("the relay stops with one clear line naming the variable when a setting is bad", async (t) => {
   const cases: Array<[Record<string, string>, string]> = [
@@ -48,61 +48,52 @@ Deno.test("loadSettings() accepts the usual spellings of booleans", () => {
 });
 
 Deno.test("deno task serve reads .env from the working directory, serves, and stops cleanly on SIGTERM", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const socket = `${dir}/env.sock`;
-    await Deno.writeTextFile(`${dir}/.env`, `OAUTH_SOCKET_PATH=${socket}\nPORT=0\nOAUTH_CALLBACK_PATH=/cb\n`);
-    await using server = startServer({}, dir);
-    const url = await server.url;
-    const health = await (await fetch(`${url}/health`)).json();
-    assert.deepEqual(health.coordinator, { transport: "unix", path: socket });
-    assert.equal((await Deno.lstat(socket)).mode! & 0o777, 0o600);
-    const response = await fetch(`${url}/cb?code=x&state=nobody`);
-    assert.equal(response.status, 404);
-    await body(response);
-    server.child.kill("SIGTERM");
-    const { code, stderr } = await server.exited;
-    assert.equal(code, 0, stderr);
-    assert.match(stderr, /OAuth coordinator stopped/);
-    await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound, "the socket file is removed on shutdown");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const socket = `${dir}/env.sock`;
+  await Deno.writeTextFile(`${dir}/.env`, `OAUTH_SOCKET_PATH=${socket}\nPORT=0\nOAUTH_CALLBACK_PATH=/cb\n`);
+  await using server = startServer({}, dir);
+  const url = await server.url;
+  const health = await (await fetch(`${url}/health`)).json();
+  assert.deepEqual(health.coordinator, { transport: "unix", path: socket });
+  assert.equal((await Deno.lstat(socket)).mode! & 0o777, 0o600);
+  const response = await fetch(`${url}/cb?code=x&state=nobody`);
+  assert.equal(response.status, 404);
+  await body(response);
+  server.child.kill("SIGTERM");
+  const { code, stderr } = await server.exited;
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /OAuth coordinator stopped/);
+  await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound, "the socket file is removed on shutdown");
 });
 
 Deno.test("deno task serve starts without a .env file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await using server = startServer({ OAUTH_SOCKET_PATH: `${dir}/r.sock`, PORT: "0" }, dir);
-    await server.url;
-    server.child.kill("SIGINT");
-    const { code, stderr } = await server.exited;
-    assert.equal(code, 0);
-    assert.doesNotMatch(stderr, /Warning|error/i);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await using server = startServer({ OAUTH_SOCKET_PATH: `${dir}/r.sock`, PORT: "0" }, dir);
+  await server.url;
+  server.child.kill("SIGINT");
+  const { code, stderr } = await server.exited;
+  assert.equal(code, 0);
+  assert.doesNotMatch(stderr, /Warning|error/i);
 });
 
 Deno.test("a stale socket left by a crashed relay is replaced at start", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const socket = `${dir}/stale.sock`;
-    // A relay that crashes leaves its socket file behind: SIGKILL gives it no chance to clean up.
-    await using crashed = startServer({ OAUTH_SOCKET_PATH: socket, PORT: "0" });
-    await crashed.url;
-    crashed.child.kill("SIGKILL");
-    await crashed.exited;
-    assert.ok((await Deno.lstat(socket)).isSocket, "the crashed relay left its socket");
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const socket = `${dir}/stale.sock`;
+  // A relay that crashes leaves its socket file behind: SIGKILL gives it no chance to clean up.
+  await using crashed = startServer({ OAUTH_SOCKET_PATH: socket, PORT: "0" });
+  await crashed.url;
+  crashed.child.kill("SIGKILL");
+  await crashed.exited;
+  assert.ok((await Deno.lstat(socket)).isSocket, "the crashed relay left its socket");
 
-    await using relay = await startTestRelay({ settings: { socketPath: socket } });
-    const { result, registered } = wait(relay, { state: "after-crash" });
-    await registered;
-    await body(await relay.callback({ code: "C", state: "after-crash" }));
-    assert.equal((await result).code, "C");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using relay = await startTestRelay({ settings: { socketPath: socket } });
+  const { result, registered } = wait(relay, { state: "after-crash" });
+  await registered;
+  await body(await relay.callback({ code: "C", state: "after-crash" }));
+  assert.equal((await result).code, "C");
 });
 
 Deno.test("a live relay's socket is never taken over", async () => {
@@ -138,16 +129,13 @@ Deno.test("server.ts refuses with one line when another relay holds the socket",
 });
 
 Deno.test("a file that is not a socket is never replaced", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/important.txt`;
-    await Deno.writeTextFile(path, "keep me");
-    const settings = { ...loadSettings({}), socketPath: path };
-    await assert.rejects(startRelay({ settings, port: 0, logger: createLogger("silent") }), /not a socket/);
-    assert.equal(await Deno.readTextFile(path), "keep me");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const path = `${dir}/important.txt`;
+  await Deno.writeTextFile(path, "keep me");
+  const settings = { ...loadSettings({}), socketPath: path };
+  await assert.rejects(startRelay({ settings, port: 0, logger: createLogger("silent") }), /not a socket/);
+  assert.equal(await Deno.readTextFile(path), "keep me");
 });
 
 Deno.test("a relay whose HTTP port is taken fails before it touches the socket path", async () => {
