@@ -79,11 +79,6 @@ function relayError(message: Extract<RelayMessage, { type: "error" }>, where: st
   return new OAuthRelayError(message.code, text);
 }
 
-async function* readLines(readable: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const splitter = new LineSplitter(MAX_RELAY_LINE_BYTES);
-  for await (const chunk of readable) yield* splitter.push(chunk);
-}
-
 /** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -189,20 +184,23 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
       await open.write(
         encode({ v: PROTOCOL_VERSION, type: "register", state, timeout: remaining, token: settings.token }),
       );
-      for await (const line of readLines(open.readable)) {
-        const message = decodeRelayMessage(line);
-        if (message.type === "registered") {
-          registered = true;
-          if (announce) options.onRegistered?.();
-        } else if (message.type === "callback") {
-          // Never hand over a code meant for another flow, whatever answered on the socket.
-          if (message.result.state !== state) throw new ProtocolError("Callback for another state");
-          return { kind: "result", result: message.result };
-        } else if (message.code === "shutdown") {
-          // The relay is restarting (deploy): wait for the next one.
-          return { kind: "lost", registered };
-        } else {
-          throw relayError(message, where);
+      const splitter = new LineSplitter(MAX_RELAY_LINE_BYTES);
+      for (let chunk; (chunk = await open.read()) !== null;) {
+        for (const line of splitter.push(chunk)) {
+          const message = decodeRelayMessage(line);
+          if (message.type === "registered") {
+            registered = true;
+            if (announce) options.onRegistered?.();
+          } else if (message.type === "callback") {
+            // Never hand over a code meant for another flow, whatever answered on the socket.
+            if (message.result.state !== state) throw new ProtocolError("Callback for another state");
+            return { kind: "result", result: message.result };
+          } else if (message.code === "shutdown") {
+            // The relay is restarting (deploy): wait for the next one.
+            return { kind: "lost", registered };
+          } else {
+            throw relayError(message, where);
+          }
         }
       }
       return { kind: "lost", registered };

@@ -53,6 +53,11 @@ export interface Coordinator {
 }
 
 const READ_BUFFER_BYTES = 1024;
+/**
+ * Read buffer of a registered client, which sends nothing more: the pending
+ * read only notices it hang up. Every waiter holds one, so it is small.
+ */
+const WAITING_BUFFER_BYTES = 64;
 /** How long an ended connection waits for the client to hang up before closing it. */
 const LINGER_MS = 1000;
 /** How long a write to a client may take before the client counts as gone. */
@@ -134,10 +139,11 @@ class Connection implements Waiter {
       this.#options.registerTimeoutMs ?? 10_000,
     );
     const splitter = new LineSplitter();
-    const buffer = new Uint8Array(READ_BUFFER_BYTES);
+    let buffer = new Uint8Array(READ_BUFFER_BYTES);
     let drained = 0;
     try {
       for (;;) {
+        if (this.#registered && buffer.length > WAITING_BUFFER_BYTES) buffer = new Uint8Array(WAITING_BUFFER_BYTES);
         const n = await this.#conn.read(buffer);
         if (n === null) break;
         if (this.#done) {

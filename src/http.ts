@@ -13,6 +13,7 @@ import {
   badRequestPage,
   completePage,
   deniedPage,
+  fixedPage,
   noClientPage,
   pageResponse,
   SECURITY_HEADERS,
@@ -63,6 +64,10 @@ class RequestProblem extends Error {
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+const completeResponse = fixedPage(completePage());
+const alreadyCompletedResponse = fixedPage(alreadyCompletedPage());
+const noClientResponse = fixedPage(noClientPage());
 
 async function readBody(request: Request, maxBytes: number, timeoutMs: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
@@ -199,12 +204,12 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       const result = extractCallback(params, settings.codeKeys);
       const outcome = await router.deliver(result);
       if (outcome === "delivered") {
-        if (result.success) return pageResponse(completePage());
+        if (result.success) return completeResponse();
         return pageResponse(deniedPage(text(params.error), text(params.error_description)));
       }
       if (outcome === "already_delivered") {
         logger.info(`Replayed callback for already delivered state ${quote(result.state)} - dropping it`);
-        return pageResponse(alreadyCompletedPage());
+        return alreadyCompletedResponse();
       }
       if (settings.logUnmatched) {
         logger.info(`No client waiting for state ${quote(result.state)} - dropping callback`);
@@ -216,7 +221,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
           }`,
         );
       }
-      return pageResponse(noClientPage());
+      return noClientResponse();
     } catch (error) {
       if (error instanceof AmbiguousCallbackError) {
         logger.info(`Refused callback: ${error.message}`);

@@ -92,6 +92,16 @@ export function pageResponse(content: PageContent, headers: Record<string, strin
   });
 }
 
+/**
+ * A page that never changes, built once: each call returns a copy. Building
+ * a `Response` checks every header (several microseconds a callback);
+ * cloning a built one copies them as they are.
+ */
+export function fixedPage(content: PageContent): () => Response {
+  const response = pageResponse(content);
+  return () => response.clone();
+}
+
 /** Shortens what a provider sent before it goes on a page. */
 function cut(value: string, max = 300): string {
   return value.length > max ? value.slice(0, max) + "…" : value;

@@ -61,16 +61,15 @@ export class WaiterRegistry implements CallbackRouter {
   readonly #byState = new Map<string, Waiter>();
   #single: Waiter | undefined;
   readonly #maxWaiters: number;
-  /** Delivered states → when delivered; insertion order is age order. */
-  readonly #delivered = new Map<string, number>();
-  readonly #rememberMs: number;
-  readonly #rememberCount: number;
+  readonly #delivered: RecentStates;
 
   /** @param options Limits. */
   constructor(options: RegistryOptions = {}) {
     this.#maxWaiters = options.maxWaiters ?? Infinity;
-    this.#rememberMs = options.rememberDeliveredMs ?? 10 * 60_000;
-    this.#rememberCount = options.rememberDeliveredCount ?? 10_000;
+    this.#delivered = new RecentStates(
+      options.rememberDeliveredCount ?? 10_000,
+      options.rememberDeliveredMs ?? 10 * 60_000,
+    );
   }
 
   /** How many clients are waiting. */
@@ -148,24 +147,56 @@ export class WaiterRegistry implements CallbackRouter {
     const waiter = this.take(result.state);
     if (!waiter) return this.wasDelivered(result.state) ? "already_delivered" : "no_waiter";
     if (!await waiter.deliver(result)) return "no_waiter";
-    if (result.state !== null) this.#remember(result.state);
+    if (result.state !== null) this.#delivered.add(result.state);
     return "delivered";
   }
 
   /** Whether a callback for `state` was delivered recently (bounded in time and count). */
   wasDelivered(state: string | null): boolean {
-    if (state === null) return false;
-    const at = this.#delivered.get(state);
-    return at !== undefined && Date.now() - at < this.#rememberMs;
+    return state !== null && this.#delivered.has(state);
+  }
+}
+
+/**
+ * States remembered for `maxAgeMs`, at most `maxCount` of them, the oldest
+ * forgotten first. A queue keeps the age order: finding the oldest entry of a
+ * `Map` by iterating it walks past every entry deleted since the map last
+ * compacted, which made each delivery scan thousands of them.
+ */
+class RecentStates {
+  readonly #entries = new Map<string, { state: string; at: number }>();
+  /** Entries oldest first; an entry whose state was remembered again since is stale. */
+  #queue: Array<{ state: string; at: number }> = [];
+  #head = 0;
+  readonly #maxCount: number;
+  readonly #maxAgeMs: number;
+
+  constructor(maxCount: number, maxAgeMs: number) {
+    this.#maxCount = maxCount;
+    this.#maxAgeMs = maxAgeMs;
   }
 
-  #remember(state: string): void {
+  has(state: string): boolean {
+    const entry = this.#entries.get(state);
+    return entry !== undefined && Date.now() - entry.at < this.#maxAgeMs;
+  }
+
+  add(state: string): void {
     const now = Date.now();
-    this.#delivered.delete(state);
-    this.#delivered.set(state, now);
-    for (const [oldest, at] of this.#delivered) {
-      if (this.#delivered.size <= this.#rememberCount && now - at < this.#rememberMs) break;
-      this.#delivered.delete(oldest);
+    const entry = { state, at: now };
+    this.#entries.set(state, entry);
+    this.#queue.push(entry);
+    while (this.#head < this.#queue.length) {
+      const oldest = this.#queue[this.#head];
+      const current = this.#entries.get(oldest.state) === oldest;
+      if (current && this.#entries.size <= this.#maxCount && now - oldest.at < this.#maxAgeMs) break;
+      if (current) this.#entries.delete(oldest.state);
+      this.#head++;
+    }
+    // Drop the forgotten front now and then, so the queue stays about as long as the map.
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
     }
   }
 }

@@ -10,10 +10,14 @@ import type { CoordinatorAddress } from "./config.ts";
 
 /** A byte stream to the coordinator. */
 export interface ClientConnection {
-  readonly readable: ReadableStream<Uint8Array>;
+  /** The next bytes the relay sent, or `null` once it closed the connection. */
+  read(): Promise<Uint8Array | null>;
   write(bytes: Uint8Array): Promise<void>;
   close(): void;
 }
+
+/** Bytes asked for per read: a relay message is usually a few hundred. */
+const READ_BYTES = 4 * 1024;
 
 /** Opens a connection to the coordinator at `address`. */
 export async function connect(address: CoordinatorAddress): Promise<ClientConnection> {
@@ -22,7 +26,13 @@ export async function connect(address: CoordinatorAddress): Promise<ClientConnec
     : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
   let closed = false;
   return {
-    readable: conn.readable,
+    // Plain reads, not conn.readable: a client reads twice per connection, and
+    // setting up and cancelling a stream cost more than the rest of the wait.
+    async read() {
+      const buffer = new Uint8Array(READ_BYTES);
+      const n = await conn.read(buffer);
+      return n === null ? null : buffer.subarray(0, n);
+    },
     async write(bytes) {
       for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
     },
@@ -31,7 +41,7 @@ export async function connect(address: CoordinatorAddress): Promise<ClientConnec
       closed = true;
       try {
         conn.close();
-      } catch { /* the stream may have closed it already */ }
+      } catch { /* already closed */ }
     },
   };
 }
