@@ -1,0 +1,741 @@
+/**
+ * `deno task bench [--smoke] [--out FILE] [--modes unix,tcp] [--profile DIR]`
+ *
+ * Measures the relay against the floor of this machine, in one run, with one
+ * load generator for everything: the HTTP floor (a bare `Deno.serve` that
+ * answers 200), the delivery floor (`bare_relay.ts`: the least a relay of
+ * this design can do) and the relay itself (`server.ts`, started as in
+ * production), each with Unix socket and TCP coordinators. The load
+ * generator, the relay and the waiting clients (real `waitForCode` calls) are
+ * separate processes on loopback. Prints a Markdown table and writes every
+ * figure to `bench/results.json` (`bench/results-smoke.json` with `--smoke`).
+ * `docs/performance.md` explains each figure.
+ *
+ * `--smoke` runs every measurement with small counts in a few seconds, for
+ * CI. The exit code is non-zero only when something is broken (a wrong or
+ * missing delivery, a crashed process), never for a missed target.
+ *
+ * @module
+ */
+
+import { CALLBACK_PATH, callbackPath, stateOf, summarize, type Summary } from "./common.ts";
+import { Child, type CpuTime, readProc } from "./processes.ts";
+
+type Mode = "unix" | "tcp";
+
+interface Plan {
+  /** Requests that warm up the JIT of every process before anything is measured. */
+  warmup: number;
+  /** Requests of the floor's throughput run. */
+  floorRequests: number;
+  /** Sequential single requests per latency series. */
+  latencySamples: number;
+  /** Samples run and dropped before each latency series. */
+  latencyWarmup: number;
+  /** Idle clients waiting while a latency series runs. */
+  otherWaiting: number[];
+  /** Waiters registered per round of the deliveries run, and rounds. */
+  deliveryBatch: number;
+  deliveryRounds: number;
+  /** Waiting clients at which relay memory is measured (more are added if the descriptor limit allows). */
+  memoryAt: number[];
+}
+
+const FULL: Plan = {
+  warmup: 5_000,
+  floorRequests: 30_000,
+  latencySamples: 2_000,
+  latencyWarmup: 200,
+  otherWaiting: [1, 100, 10_000],
+  deliveryBatch: 10_000,
+  deliveryRounds: 3,
+  memoryAt: [10_000],
+};
+
+const SMOKE: Plan = {
+  warmup: 500,
+  floorRequests: 2_000,
+  latencySamples: 100,
+  latencyWarmup: 20,
+  otherWaiting: [1, 100, 1_000],
+  deliveryBatch: 1_000,
+  deliveryRounds: 1,
+  memoryAt: [1_000],
+};
+
+const CONCURRENCY = 50;
+/** Waiters registered at once while warming up. */
+const WARMUP_BATCH = 100;
+/** Waiters one waiter process holds at most (each is a file descriptor there). */
+const MAX_WAITERS_PER_PROCESS = 10_000;
+/** Most waiting clients the memory figure goes to, however high the descriptor limit. */
+const MAX_WAITING = 30_000;
+
+const HERE = new URL(".", import.meta.url).pathname;
+const SERVER = new URL("../server.ts", import.meta.url).pathname;
+
+// ---------------------------------------------------------------- arguments
+
+function parseArgs(args: string[]) {
+  const options = { smoke: false, out: "", modes: ["unix", "tcp"] as Mode[], profile: "" };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const value = () => {
+      const next = args[++i];
+      if (next === undefined) throw new TypeError(`${arg} needs a value`);
+      return next;
+    };
+    if (arg === "--smoke") options.smoke = true;
+    else if (arg === "--out") options.out = value();
+    else if (arg === "--profile") options.profile = value();
+    else if (arg === "--modes") {
+      const modes = value().split(",");
+      if (!modes.every((mode) => mode === "unix" || mode === "tcp")) {
+        throw new TypeError(`--modes takes unix, tcp or unix,tcp, got ${modes.join(",")}`);
+      }
+      options.modes = modes as Mode[];
+    } else throw new TypeError(`Unknown argument ${arg}; use --smoke, --out FILE, --modes unix,tcp, --profile DIR`);
+  }
+  options.out ||= `${HERE}${options.smoke ? "results-smoke.json" : "results.json"}`;
+  return options;
+}
+
+const started = performance.now();
+const options = (() => {
+  try {
+    return parseArgs(Deno.args);
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(2);
+  }
+})();
+const progress = (text: string) =>
+  console.error(`bench: ${text} (at ${((performance.now() - started) / 1000).toFixed(1)} s)`);
+const plan: Plan = structuredClone(options.smoke ? SMOKE : FULL);
+let waitersPerProcess = MAX_WAITERS_PER_PROCESS;
+
+/**
+ * Fits the plan to the file-descriptor limit, which every process inherits:
+ * the relay holds one descriptor per waiting client, and so does the waiter
+ * process. Returns the most clients the run keeps waiting at once.
+ */
+function fitToDescriptors(limit: number): number {
+  const reserve = Math.min(1_000, Math.max(64, Math.floor(limit / 10)));
+  const usable = Math.min(MAX_WAITING, limit - reserve);
+  const fit = (count: number) => Math.min(count, usable - 1);
+  const original = JSON.stringify(plan);
+  plan.otherWaiting = [...new Set(plan.otherWaiting.map(fit))];
+  plan.memoryAt = [...new Set(plan.memoryAt.map(fit))];
+  plan.deliveryBatch = fit(plan.deliveryBatch);
+  waitersPerProcess = Math.min(MAX_WAITERS_PER_PROCESS, usable);
+  if (JSON.stringify(plan) !== original) {
+    progress(`descriptor limit ${limit}: at most ${usable - 1} clients wait at once`);
+  }
+  const most = Math.max(...plan.otherWaiting, ...plan.memoryAt);
+  return options.smoke ? most : Math.max(most, Math.floor(usable / 1000) * 1000);
+}
+
+// ---------------------------------------------------------------- the machine
+
+/** The soft limit on open files, which the relay and the waiter processes inherit. */
+async function descriptorLimit(): Promise<number> {
+  const limits = await readProc(`${loadgen.pid}/limits`);
+  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
+  return soft === undefined || soft === "unlimited" ? 1_048_576 : Number(soft);
+}
+
+async function machine() {
+  const cpuinfo = await readProc("cpuinfo").catch(() => "");
+  const memory = Deno.systemMemoryInfo();
+  return {
+    cpu: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    memoryGiB: Math.round(memory.total / 2 ** 30),
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    descriptorLimit: await descriptorLimit(),
+    loadAverageAtStart: Deno.loadavg(),
+  };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+const children = new Set<Child>();
+
+function spawn(name: string, args: string[], env: Record<string, string> = {}): Child {
+  const child = new Child(name, args, env);
+  children.add(child);
+  return child;
+}
+
+async function stop(child: Child, signal?: Deno.Signal): Promise<number> {
+  children.delete(child);
+  return await child.stop(signal);
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new Error(message);
+}
+
+const profileFlags = (name: string) =>
+  options.profile ? ["--cpu-prof", `--cpu-prof-dir=${options.profile}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+
+// ---------------------------------------------------------------- measurements
+
+const loadgen = spawn("load generator", ["run", "-q", "--allow-net", ...profileFlags("loadgen"), `${HERE}loadgen.ts`]);
+
+interface Throughput {
+  count: number;
+  perSecond: number;
+  seconds: number;
+  /** CPU per request or delivery, in microseconds, per process. */
+  cpuUs: Record<string, CpuTime>;
+}
+
+/** CPU time of each process; call `stop()` after the measured run for microseconds per operation. */
+async function cpuMeter(processes: Record<string, Child>) {
+  const read = () => Promise.all(Object.values(processes).map((child) => child.cpuMs()));
+  const before = await read();
+  return {
+    async stop(operations: number): Promise<Record<string, CpuTime>> {
+      const after = await read();
+      return Object.fromEntries(
+        Object.keys(processes).map((name, i) => [name, {
+          user: (after[i].user - before[i].user) * 1000 / operations,
+          system: (after[i].system - before[i].system) * 1000 / operations,
+        }]),
+      );
+    },
+  };
+}
+
+async function measureFloor() {
+  const floor = spawn("floor", ["run", "-q", "--allow-net", ...profileFlags("floor"), `${HERE}floor.ts`]);
+  try {
+    const { port } = await floor.reply(0, "listening");
+    await loadgen.request({ op: "connect", port, connections: CONCURRENCY });
+    const fixed = (count: number) => ({ kind: "fixed", path: "/", count });
+    const warm = await loadgen.request({
+      op: "run",
+      target: fixed(plan.warmup),
+      concurrency: CONCURRENCY,
+      expectStatus: 200,
+    });
+    check(warm.bad === 0, `The floor answered ${JSON.stringify(warm.statuses)}`);
+
+    const cpu = await cpuMeter({ server: floor, loadgen });
+    const run = await loadgen.request({
+      op: "run",
+      target: fixed(plan.floorRequests),
+      concurrency: CONCURRENCY,
+      expectStatus: 200,
+    });
+    check(run.bad === 0, `The floor answered ${JSON.stringify(run.statuses)}`);
+    const seconds = ((run.end as number) - (run.start as number)) / 1000;
+    const throughput: Throughput = {
+      count: plan.floorRequests,
+      seconds,
+      perSecond: plan.floorRequests / seconds,
+      cpuUs: await cpu.stop(plan.floorRequests),
+    };
+
+    const roundTrips: number[] = [];
+    for (let i = 0; i < plan.latencyWarmup + plan.latencySamples; i++) {
+      const one = await loadgen.request({ op: "one", path: "/", expectStatus: 200 });
+      check(one.bad === 0, `The floor answered ${one.status}`);
+      if (i >= plan.latencyWarmup) roundTrips.push(((one.doneAt as number) - (one.sentAt as number)) * 1000);
+    }
+    return { throughput, roundTripUs: summarize(roundTrips) };
+  } finally {
+    await stop(floor);
+  }
+}
+
+interface LatencySeries {
+  otherWaiting: number;
+  /** Callback sent → `waitForCode` resolved, in microseconds. */
+  latencyUs: Summary;
+  /** The delivering callback's HTTP round trip, in microseconds. */
+  httpRoundTripUs: Summary;
+}
+
+interface MemoryPoint {
+  waiting: number;
+  rssBaseline: number;
+  rss: number;
+  bytesPerWaiter: number;
+}
+
+/**
+ * What serves the callbacks: the relay, or the bare delivery floor
+ * (`bare_relay.ts` and `waiters.ts --bare`).
+ */
+type Kind = "relay" | "bare";
+
+/** One relay (or bare delivery floor) under measurement, with its waiter processes. */
+class RelayBench {
+  readonly mode: Mode;
+  readonly kind: Kind;
+  readonly relay: Child;
+  readonly waiterProcesses: Child[] = [];
+  readonly httpPort = freePort();
+  #group = 0;
+  /** Idle waiters, spread over the waiter processes. */
+  readonly #idle: Array<{ process: Child; id: number }> = [];
+  #idleCount = 0;
+
+  constructor(mode: Mode, kind: Kind, dir: string, maxWaiting: number) {
+    this.mode = mode;
+    this.kind = kind;
+    const socketPath = `${dir}/${kind}.sock`;
+    const tcpPort = freePort();
+    this.relay = kind === "bare"
+      ? spawn(`bare delivery (${mode})`, [
+        "run",
+        "-q",
+        "--allow-net",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+        ...profileFlags(`bare-${mode}`),
+        `${HERE}bare_relay.ts`,
+        String(this.httpPort),
+        mode,
+        mode === "tcp" ? String(tcpPort) : socketPath,
+      ])
+      : this.#spawnRelay(mode, dir, socketPath, tcpPort, maxWaiting);
+    const settings = mode === "tcp" ? { useTcp: true, tcpFallbackPort: tcpPort } : { useTcp: false, socketPath };
+    const processes = Math.max(1, Math.ceil((maxWaiting + 1) / waitersPerProcess));
+    for (let i = 1; i <= processes; i++) {
+      this.waiterProcesses.push(spawn(`waiters ${i} (${kind}, ${mode})`, [
+        "run",
+        "-q",
+        "--allow-net",
+        `--allow-read=${dir}`,
+        `--allow-write=${dir}`,
+        ...profileFlags(`waiters-${kind}-${mode}-${i}`),
+        `${HERE}waiters.ts`,
+        JSON.stringify(settings),
+        ...(kind === "bare" ? ["--bare"] : []),
+      ]));
+    }
+  }
+
+  /** Starts the relay as production starts it: server.ts, configured by the environment. */
+  #spawnRelay(mode: Mode, dir: string, socketPath: string, tcpPort: number, maxWaiting: number): Child {
+    return spawn(`relay (${mode})`, [
+      "run",
+      "-q",
+      "--allow-env",
+      "--allow-net",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      ...profileFlags(`relay-${mode}`),
+      SERVER,
+    ], {
+      HOST: "127.0.0.1",
+      PORT: String(this.httpPort),
+      OAUTH_ENABLED: "true",
+      OAUTH_CALLBACK_PATH: CALLBACK_PATH,
+      OAUTH_CODE_KEYS: "code",
+      OAUTH_SOCKET_PATH: socketPath,
+      OAUTH_USE_TCP: String(mode === "tcp"),
+      OAUTH_TCP_FALLBACK_PORT: String(tcpPort),
+      OAUTH_LOG_LEVEL: "warn",
+      OAUTH_LOG_UNMATCHED: "false",
+      OAUTH_DEFAULT_TIMEOUT: "600",
+      OAUTH_MAX_WAITERS: String(maxWaiting + 10_000),
+    });
+  }
+
+  /** The waiter process that holds the measured waiters. */
+  get waiters(): Child {
+    return this.waiterProcesses[0];
+  }
+
+  async start(): Promise<void> {
+    if (this.kind === "bare") await this.relay.reply(0, "listening");
+    else await untilListening(this.relay, this.httpPort);
+    await loadgen.request({ op: "connect", port: this.httpPort, connections: CONCURRENCY });
+  }
+
+  /** Registers `count` waiters in `process`; resolves once the relay acknowledged each one. */
+  async register(process: Child, count: number, idle: boolean) {
+    const prefix = `${this.kind}${this.mode}${++this.#group}`;
+    const id = process.send({ op: "register", prefix, from: 0, to: count, idle });
+    const registered = await process.reply(id, "registered");
+    check(
+      registered.failed === 0,
+      `${registered.failed} of ${count} registrations failed (${process.name}): ${registered.errors}`,
+    );
+    return { id, prefix, resolved: idle ? undefined : process.reply(id, "resolved") };
+  }
+
+  /** Registers `count` waiters, then delivers a code to each at concurrency 50. */
+  async deliveries(count: number): Promise<Throughput> {
+    const { prefix, resolved } = await this.register(this.waiters, count, false);
+    const cpu = await cpuMeter({ relay: this.relay, waiters: this.waiters, loadgen });
+    const [run, done] = await Promise.all([
+      loadgen.request({
+        op: "run",
+        target: { kind: "callback", prefix, from: 0, to: count },
+        concurrency: CONCURRENCY,
+        expectStatus: 200,
+      }),
+      resolved!,
+    ]);
+    const cpuUs = await cpu.stop(count);
+    check(run.bad === 0, `Callbacks answered ${JSON.stringify(run.statuses)} instead of 200`);
+    check(done.count === count, `${count - (done.count as number)} waiters did not resolve: ${done.errors}`);
+    check(done.wrong === 0, `${done.wrong} waiters received a wrong result`);
+    // A delivery counts once its waiter has resolved (and its callback was answered).
+    const seconds = (Math.max(done.last as number, run.end as number) - (run.start as number)) / 1000;
+    return {
+      count,
+      seconds,
+      perSecond: count / seconds,
+      cpuUs,
+    };
+  }
+
+  /** Single callbacks, one at a time, each to a waiter registered just before it. */
+  async latencySeries(otherWaiting: number): Promise<LatencySeries> {
+    const latencies: number[] = [];
+    const roundTrips: number[] = [];
+    const prefix = `${this.kind}${this.mode}${++this.#group}`;
+    for (let i = 0; i < plan.latencyWarmup + plan.latencySamples; i++) {
+      const id = this.waiters.send({ op: "register", prefix, from: i, to: i + 1, idle: false });
+      const registered = await this.waiters.reply(id, "registered");
+      check(registered.failed === 0, `A latency waiter could not register`);
+      const [one, done] = await Promise.all([
+        loadgen.request({ op: "one", path: callbackPath(stateOf(prefix, i)), expectStatus: 200 }),
+        this.waiters.reply(id, "resolved"),
+      ]);
+      check(one.bad === 0, `A delivering callback answered ${one.status}`);
+      check(done.count === 1 && done.wrong === 0, `A latency waiter did not get its code: ${done.errors}`);
+      if (i < plan.latencyWarmup) continue;
+      latencies.push(((done.last as number) - (one.sentAt as number)) * 1000);
+      roundTrips.push(((one.doneAt as number) - (one.sentAt as number)) * 1000);
+    }
+    check(latencies.every((value) => value > 0), "A waiter resolved before its callback was sent: clock trouble");
+    return { otherWaiting, latencyUs: summarize(latencies), httpRoundTripUs: summarize(roundTrips) };
+  }
+
+  /** Registers idle waiters until `target` wait, and checks the relay counts them all. */
+  async topUpIdle(target: number): Promise<void> {
+    while (this.#idleCount < target) {
+      const index = Math.floor(this.#idleCount / waitersPerProcess);
+      const room = (index + 1) * waitersPerProcess - this.#idleCount;
+      const count = Math.min(room, target - this.#idleCount);
+      const process = this.waiterProcesses[index];
+      const { id } = await this.register(process, count, true);
+      this.#idle.push({ process, id });
+      this.#idleCount += count;
+    }
+    if (this.kind === "bare") return;
+    const health = await (await fetch(`http://127.0.0.1:${this.httpPort}/health`)).json();
+    check(health.waiting === this.#idleCount, `The relay reports ${health.waiting} waiting, expected ${target}`);
+  }
+
+  get idleCount(): number {
+    return this.#idleCount;
+  }
+
+  async releaseIdle(): Promise<void> {
+    await Promise.all(this.#idle.map(({ process, id }) => process.request({ op: "release", group: id }, "released")));
+    this.#idle.length = 0;
+    this.#idleCount = 0;
+  }
+
+  /** Stops the waiter processes and the relay (SIGTERM, as a service manager would). */
+  async stop(): Promise<void> {
+    for (const process of this.waiterProcesses) await stop(process);
+    const code = await stop(this.relay, this.kind === "relay" ? "SIGTERM" : undefined);
+    check(code === 0, `The relay (${this.mode}) exited with code ${code}: ${this.relay.stderr.trim()}`);
+  }
+}
+
+async function measureRelay(mode: Mode, kind: Kind, dir: string, maxWaiting: number) {
+  const bench = new RelayBench(mode, kind, dir, maxWaiting);
+  const label = `${kind === "bare" ? "delivery floor" : "relay"}, ${mode}`;
+  progress(`${label}: warm-up`);
+  await bench.start();
+
+  // Warm up every process's hot path: callbacks nobody waits for, then deliveries.
+  const warm = await loadgen.request({
+    op: "run",
+    target: { kind: "callback", prefix: "nobody", from: 0, to: plan.warmup },
+    concurrency: CONCURRENCY,
+    expectStatus: 404,
+  });
+  check(warm.bad === 0, `Callbacks for unknown states answered ${JSON.stringify(warm.statuses)} instead of 404`);
+  // In small batches: a big one would leave the relay's heap grown for the waiters to come, and
+  // the memory figure would then miss part of their cost.
+  for (let done = 0; done < plan.warmup; done += WARMUP_BATCH) await bench.deliveries(WARMUP_BATCH);
+
+  const rssBaseline = await bench.relay.rss();
+  const latency: LatencySeries[] = [];
+  const memory: MemoryPoint[] = [];
+  const memoryPoint = async () => {
+    const rss = await bench.relay.rss();
+    const waiting = bench.idleCount;
+    memory.push({ waiting, rssBaseline, rss, bytesPerWaiter: (rss - rssBaseline) / waiting });
+  };
+  for (const others of plan.otherWaiting) {
+    progress(`${label}: latency with ${int(others)} other waiting`);
+    await bench.topUpIdle(others);
+    if (plan.memoryAt.includes(others)) await memoryPoint();
+    latency.push(await bench.latencySeries(others));
+  }
+  if (maxWaiting > bench.idleCount) {
+    progress(`${label}: memory with ${int(maxWaiting)} waiting`);
+    await bench.topUpIdle(maxWaiting);
+    await memoryPoint();
+  }
+  await bench.releaseIdle();
+
+  progress(`${label}: deliveries`);
+  const rounds: Throughput[] = [];
+  for (let round = 0; round < plan.deliveryRounds; round++) rounds.push(await bench.deliveries(plan.deliveryBatch));
+  const count = rounds.reduce((sum, round) => sum + round.count, 0);
+  const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
+  const cpuUs: Record<string, CpuTime> = {};
+  for (const key of Object.keys(rounds[0].cpuUs)) {
+    const mean = (part: keyof CpuTime) =>
+      rounds.reduce((sum, round) => sum + round.cpuUs[key][part] * round.count, 0) / count;
+    cpuUs[key] = { user: mean("user"), system: mean("system") };
+  }
+  await bench.stop();
+  return { throughput: { count, seconds, perSecond: count / seconds, cpuUs }, rounds, latency, memory };
+}
+
+/** Waits until the relay's HTTP port accepts connections (it opens the coordinator first). */
+async function untilListening(relay: Child, port: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (let delay = 5;; delay = Math.min(delay * 2, 200)) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.ConnectionRefused)) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`${relay.name} did not listen within 20 s: ${relay.stderr.trim()}`);
+    // Process start-up, not a measurement: polling the port is the only signal at log level warn.
+    const exited = await Promise.race([
+      relay.process.status.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), delay)),
+    ]);
+    if (exited) throw new Error(`${relay.name} exited at start: ${relay.stderr.trim()}`);
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const us = (value: number) => `${value < 10 ? value.toFixed(1) : Math.round(value).toLocaleString("en-US")} µs`;
+const int = (value: number) => Math.round(value).toLocaleString("en-US");
+const ratio = (value: number) => value.toFixed(2);
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(2)} KiB`;
+const mark = (met: boolean) => (met ? "✓" : "✗");
+const cpuCell = (times: Array<CpuTime | undefined>) =>
+  times.map((time) => (time ? Math.round(time.user + time.system).toString() : "–")).join(" / ");
+const kernelCell = (times: Array<CpuTime | undefined>) =>
+  times.map((time) => (time ? `${Math.round(100 * time.system / (time.user + time.system))}%` : "–")).join(" / ");
+const triple = (summary: Summary) => `${us(summary.p50)} / ${us(summary.p99)} / ${us(summary.max)}`;
+
+interface Target {
+  mode: Mode;
+  name: string;
+  value: number;
+  limit: string;
+  met: boolean;
+}
+
+type FloorResult = Awaited<ReturnType<typeof measureFloor>>;
+type RelayResult = Awaited<ReturnType<typeof measureRelay>>;
+/** Per mode: the delivery floor and the relay. */
+type ModeResults = Partial<Record<Mode, Record<Kind, RelayResult>>>;
+
+function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
+  const targets: Target[] = [];
+  for (const [mode, { relay }] of Object.entries(results) as Array<[Mode, Record<Kind, RelayResult>]>) {
+    const add = (name: string, value: number, limit: string, met: boolean) =>
+      targets.push({ mode, name, value, limit, met });
+    for (const series of relay.latency) {
+      const others = int(series.otherWaiting);
+      const p50Ratio = series.latencyUs.p50 / floor.roundTripUs.p50;
+      add(`latency p50 / floor round-trip p50, ${others} other waiting`, p50Ratio, "≤ 1.2", p50Ratio <= 1.2);
+      add(`latency p99, ${others} other waiting (µs)`, series.latencyUs.p99, "< 1000", series.latencyUs.p99 < 1000);
+    }
+    const first = relay.latency[0];
+    const last = relay.latency[relay.latency.length - 1];
+    const growth = last.latencyUs.p50 / first.latencyUs.p50;
+    add(
+      `latency p50 at ${int(last.otherWaiting)} other waiting / at ${int(first.otherWaiting)}`,
+      growth,
+      "≤ 1.1",
+      growth <= 1.1,
+    );
+    const share = relay.throughput.perSecond / floor.throughput.perSecond;
+    add("deliveries/s / floor requests/s", share, "≥ 0.5", share >= 0.5);
+    for (const point of relay.memory) {
+      const perWaiter = point.bytesPerWaiter / 1024;
+      add(`relay RSS per waiting client at ${int(point.waiting)} (KiB)`, perWaiter, "≤ 4", perWaiter <= 4);
+    }
+  }
+  return targets;
+}
+
+/** The results as a Markdown table: the HTTP floor, then per mode the delivery floor and the relay. */
+function table(floor: FloorResult, results: ModeResults): string {
+  const columns = (Object.entries(results) as Array<[Mode, Record<Kind, RelayResult>]>).flatMap(([mode, kinds]) =>
+    (["bare", "relay"] as const).map((kind) => ({ mode, kind, result: kinds[kind] }))
+  );
+  const modeName = (mode: Mode) => (mode === "unix" ? "Unix socket" : "TCP");
+  const header = [
+    "Measure",
+    "HTTP floor",
+    ...columns.map(({ mode, kind }) => `${kind === "bare" ? "Delivery floor" : "Relay"}, ${modeName(mode)}`),
+  ];
+  const rows: string[][] = [];
+  /** A row; `cell` gets each column and whether it is the relay (which the targets apply to). */
+  const row = (label: string, floorCell: string, cell: (result: RelayResult, isRelay: boolean) => string) =>
+    rows.push([label, floorCell, ...columns.map(({ kind, result }) => cell(result, kind === "relay"))]);
+  const withMark = (text: string, isRelay: boolean, met: boolean) => (isRelay ? `${text} ${mark(met)}` : text);
+
+  row(
+    `Requests/s (floor) · deliveries/s, concurrency ${CONCURRENCY}`,
+    int(floor.throughput.perSecond),
+    (result) => int(result.throughput.perSecond),
+  );
+  row("↳ ÷ HTTP floor requests/s (target ≥ 0.50)", "", (result, isRelay) => {
+    const share = result.throughput.perSecond / floor.throughput.perSecond;
+    return withMark(ratio(share), isRelay, share >= 0.5);
+  });
+  row("Round trip p50 / p99 / max, single requests", triple(floor.roundTripUs), () => "");
+  const levels = columns.length ? columns[0].result.latency.map((series) => series.otherWaiting) : [];
+  levels.forEach((others, index) => {
+    row(`Latency callback → resolved p50 / p99 / max, ${int(others)} other waiting`, "", (result, isRelay) => {
+      const summary = result.latency[index].latencyUs;
+      return withMark(triple(summary), isRelay, summary.p99 < 1000);
+    });
+    row("↳ p50 ÷ HTTP floor round-trip p50 (target ≤ 1.20)", "", (result, isRelay) => {
+      const value = result.latency[index].latencyUs.p50 / floor.roundTripUs.p50;
+      return withMark(ratio(value), isRelay, value <= 1.2);
+    });
+  });
+  if (levels.length > 1) {
+    row(
+      `↳ p50 at ${int(levels[levels.length - 1])} ÷ p50 at ${int(levels[0])} (target ≤ 1.10)`,
+      "",
+      (result, isRelay) => {
+        const value = result.latency[result.latency.length - 1].latencyUs.p50 / result.latency[0].latencyUs.p50;
+        return withMark(ratio(value), isRelay, value <= 1.1);
+      },
+    );
+  }
+  row("HTTP round trip of a delivering callback, p50 / p99", "", (result) => {
+    const summary = result.latency[0].httpRoundTripUs;
+    return `${us(summary.p50)} / ${us(summary.p99)}`;
+  });
+  const memoryLevels = columns.length ? columns[0].result.memory.map((point) => point.waiting) : [];
+  memoryLevels.forEach((waiting, index) => {
+    row(`RSS growth per waiting client, ${int(waiting)} waiting (target ≤ 4 KiB)`, "", (result, isRelay) => {
+      const point = result.memory[index];
+      return point ? withMark(kib(point.bytesPerWaiter), isRelay, point.bytesPerWaiter <= 4096) : "";
+    });
+  });
+  row(
+    "CPU per request · delivery, µs: server / waiters / load generator",
+    cpuCell([floor.throughput.cpuUs.server, undefined, floor.throughput.cpuUs.loadgen]),
+    ({ throughput: { cpuUs } }) => cpuCell([cpuUs.relay, cpuUs.waiters, cpuUs.loadgen]),
+  );
+  row(
+    "↳ of which in the kernel",
+    kernelCell([floor.throughput.cpuUs.server, undefined, floor.throughput.cpuUs.loadgen]),
+    ({ throughput: { cpuUs } }) => kernelCell([cpuUs.relay, cpuUs.waiters, cpuUs.loadgen]),
+  );
+
+  const width = (cell: string) => [...cell].length;
+  const widths = header.map((_, column) => Math.max(...[header, ...rows].map((cells) => width(cells[column]))));
+  const line = (cells: string[]) =>
+    `| ${cells.map((cell, i) => cell + " ".repeat(widths[i] - width(cell))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => "-".repeat(w + 1) + (i === 0 ? "-" : ":")).join("|")}|`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+const dir = await Deno.makeTempDir({ prefix: "oauth-relay-bench-" });
+let exitCode = 0;
+try {
+  if (options.profile) await Deno.mkdir(options.profile, { recursive: true });
+  const about = await machine();
+  const maxWaiting = fitToDescriptors(about.descriptorLimit);
+
+  progress("floor: throughput and round trip");
+  const floor = await measureFloor();
+  const results: ModeResults = {};
+  for (const mode of options.modes) {
+    results[mode] = {
+      bare: await measureRelay(mode, "bare", dir, maxWaiting),
+      relay: await measureRelay(mode, "relay", dir, maxWaiting),
+    };
+  }
+  const targets = targetsOf(floor, results);
+  const seconds = (performance.now() - started) / 1000;
+  const command = `deno task bench${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
+  const report = table(floor, results);
+
+  console.log(
+    `\noauth-relay benchmark, ${options.smoke ? "smoke run" : "full run"}: ${new Date().toISOString()}, ${
+      seconds.toFixed(1)
+    } s`,
+  );
+  console.log(
+    `${about.cpu}, ${about.cores} cores, ${about.memoryGiB} GiB, ${about.os}, Deno ${about.deno}, ` +
+      `descriptor limit ${about.descriptorLimit}, load average at start ${
+        about.loadAverageAtStart.map(ratio).join(" ")
+      }`,
+  );
+  console.log(`Command: ${command}\n`);
+  console.log(report);
+  console.log(`\nTargets: ${targets.filter((target) => target.met).length} of ${targets.length} met`);
+  for (const target of targets.filter((target) => !target.met)) {
+    console.log(`  ✗ ${target.mode}: ${target.name} = ${ratio(target.value)}, target ${target.limit}`);
+  }
+
+  await Deno.writeTextFile(
+    options.out,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        command,
+        smoke: options.smoke,
+        seconds,
+        machine: about,
+        plan,
+        concurrency: CONCURRENCY,
+        floor,
+        modes: results,
+        targets,
+        table: report,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  console.log(`\nWrote ${options.out}`);
+} catch (error) {
+  console.error(`bench: ${error instanceof Error ? error.stack ?? error.message : error}`);
+  exitCode = 1;
+} finally {
+  if (!exitCode) await stop(loadgen);
+  for (const child of children) child.kill();
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}
+Deno.exit(exitCode);
