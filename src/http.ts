@@ -161,8 +161,8 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
     }
     for (const [key, value] of Object.entries(json)) {
       // An empty list stays a parameter: `"state": []` must not make a callback stateless.
-      if (Array.isArray(value) && value.length > 0) { for (const item of value) add(key, item); }
-      else add(key, value);
+      if (!Array.isArray(value) || value.length === 0) add(key, value);
+      else for (const item of value) add(key, item);
     }
   } else {
     throw new RequestProblem(
