@@ -44,18 +44,22 @@ export function reply(message: Message): void {
   for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));
 }
 
-/** Reads commands from stdin, one JSON object a line, until the parent closes it. */
-export async function* commands(): AsyncGenerator<Message> {
+/** The lines of a byte stream, as they complete. */
+export async function* textLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let pending = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     pending += chunk;
     let end;
     while ((end = pending.indexOf("\n")) !== -1) {
-      const line = pending.slice(0, end);
+      yield pending.slice(0, end);
       pending = pending.slice(end + 1);
-      if (line.trim()) yield JSON.parse(line);
     }
   }
+}
+
+/** Reads commands from stdin, one JSON object a line, until the parent closes it. */
+export async function* commands(): AsyncGenerator<Message> {
+  for await (const line of textLines(Deno.stdin.readable)) if (line.trim()) yield JSON.parse(line);
 }
 
 /** Runs `handle` for every command; a failing command is reported, not fatal. */

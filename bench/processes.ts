@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Message } from "./common.ts";
+import { type Message, textLines } from "./common.ts";
 
 const encoder = new TextEncoder();
 /** Longest wait for one reply. Registering 20,000 clients takes seconds; a minute means something broke. */
@@ -184,20 +184,13 @@ export class Child {
   }
 
   async #readStdout(): Promise<void> {
-    let pending = "";
-    for await (const chunk of this.process.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      let end;
-      while ((end = pending.indexOf("\n")) !== -1) {
-        const line = pending.slice(0, end);
-        pending = pending.slice(end + 1);
-        if (!line.startsWith("{")) continue;
-        const message = JSON.parse(line) as Message;
-        const key = `${message.id}:${message.ev}`;
-        const waiter = this.#waiting.get(key);
-        if (waiter) waiter(message);
-        else this.#arrived.set(key, message);
-      }
+    for await (const line of textLines(this.process.stdout)) {
+      if (!line.startsWith("{")) continue;
+      const message = JSON.parse(line) as Message;
+      const key = `${message.id}:${message.ev}`;
+      const waiter = this.#waiting.get(key);
+      if (waiter) waiter(message);
+      else this.#arrived.set(key, message);
     }
   }
 
