@@ -8,13 +8,19 @@
  * @module
  */
 
-export { resolveSettings, waitForCode, type WaitForCodeOptions } from "./src/client.ts";
-export { ERROR_CODES, type ErrorCode, OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./src/errors.ts";
-export { ConfigError, DEFAULT_SETTINGS, type EnvSource, loadSettings, type Settings } from "./src/config.ts";
-export type { OAuthCallbackResult } from "./src/protocol.ts";
+export { resolveSettings, waitForCode, type WaitForCodeOptions } from "./src/client/wait.ts";
+export {
+  ERROR_CODES,
+  type ErrorCode,
+  OAuthConnectionError,
+  OAuthRelayError,
+  OAuthTimeoutError,
+} from "./src/client/errors.ts";
+export { ConfigError, DEFAULT_SETTINGS, type EnvSource, loadSettings, type Settings } from "./src/client/settings.ts";
+export type { OAuthCallbackResult } from "./src/protocol/mod.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./src/cli.ts");
+  const { main } = await import("./src/cli/wait.ts");
   const encoder = new TextEncoder();
   Deno.exitCode = await main(Deno.args, {
     stdout: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),

@@ -5,10 +5,11 @@
  * @module
  */
 
-import { ConfigError, loadServerConfig, loadSettings } from "./src/config.ts";
-import { ListenError } from "./src/listen.ts";
-import { createLogger } from "./src/log.ts";
-import { startRelay } from "./src/relay.ts";
+import { ConfigError, loadSettings } from "./src/client/settings.ts";
+import { loadServerConfig } from "./src/relay/config.ts";
+import { ListenError } from "./src/relay/coordinator/listen.ts";
+import { createLogger } from "./src/relay/log.ts";
+import { startRelay } from "./src/relay/relay.ts";
 
 function fail(message: string): never {
   console.error(`oauth-relay: ${message}`);

@@ -20,10 +20,10 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { waitForCode } from "../src/client.ts";
-import { type CoordinatorAddress, DEFAULT_SETTINGS, type Settings } from "../src/config.ts";
-import { createHandler, type HttpLimits } from "../src/http.ts";
-import { createLogger, type Logger } from "../src/log.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import { type CoordinatorAddress, DEFAULT_SETTINGS, type Settings } from "../src/client/settings.ts";
+import { createHandler, type HttpLimits } from "../src/relay/http/handler.ts";
+import { createLogger, type Logger } from "../src/relay/log.ts";
 import {
   decodeClientMessage,
   encode,
@@ -32,9 +32,9 @@ import {
   type OAuthCallbackResult,
   ProtocolError,
   type RegisterMessage,
-} from "../src/protocol.ts";
-import { type Waiter, WaiterRegistry } from "../src/registry.ts";
-import { startRelay } from "../src/relay.ts";
+} from "../src/protocol/mod.ts";
+import { type Waiter, WaiterRegistry } from "../src/relay/registry/memory.ts";
+import { startRelay } from "../src/relay/relay.ts";
 
 // ---------------------------------------------------------------------------
 // Generated inputs (fast-check), shared with tests/fuzz_test.ts

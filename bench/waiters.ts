@@ -13,8 +13,8 @@
  * @module
  */
 
-import { waitForCode } from "../src/client.ts";
-import type { Settings } from "../src/config.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import type { Settings } from "../src/client/settings.ts";
 import { codeOf, type Message, now, reply, serveCommands, stateOf } from "./common.ts";
 
 const settings: Partial<Settings> = JSON.parse(Deno.args[0]);

@@ -4,11 +4,11 @@
  * (SECURITY.md rules 10–14).
  */
 import assert from "node:assert/strict";
-import { ConfigError, loadSettings } from "../src/config.ts";
-import { waitForCode } from "../src/client.ts";
-import { OAuthRelayError } from "../src/errors.ts";
-import { createLogger } from "../src/log.ts";
-import { startRelay } from "../src/relay.ts";
+import { ConfigError, loadSettings } from "../src/client/settings.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import { OAuthRelayError } from "../src/client/errors.ts";
+import { createLogger } from "../src/relay/log.ts";
+import { startRelay } from "../src/relay/relay.ts";
 import { body, startTestRelay, type TestRelay, wait } from "./helpers.ts";
 
 /** Sends `bytes` on a raw coordinator connection and returns every line the relay sent before closing. */

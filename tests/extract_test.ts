@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "../src/extract.ts";
-import { quote } from "../src/log.ts";
+import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "../src/relay/http/extract.ts";
+import { quote } from "../src/relay/log.ts";
 
 const KEYS = ["code", "authorization_code"];
 

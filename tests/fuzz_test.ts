@@ -26,12 +26,18 @@ import {
   toRequest,
   validRegisterArb,
 } from "../bench/stress.ts";
-import { DEFAULT_SETTINGS, type Settings } from "../src/config.ts";
-import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "../src/extract.ts";
-import { createHandler } from "../src/http.ts";
-import { createLogger } from "../src/log.ts";
-import { decodeClientMessage, encode, LineSplitter, type OAuthCallbackResult, ProtocolError } from "../src/protocol.ts";
-import { WaiterRegistry } from "../src/registry.ts";
+import { DEFAULT_SETTINGS, type Settings } from "../src/client/settings.ts";
+import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "../src/relay/http/extract.ts";
+import { createHandler } from "../src/relay/http/handler.ts";
+import { createLogger } from "../src/relay/log.ts";
+import {
+  decodeClientMessage,
+  encode,
+  LineSplitter,
+  type OAuthCallbackResult,
+  ProtocolError,
+} from "../src/protocol/mod.ts";
+import { WaiterRegistry } from "../src/relay/registry/memory.ts";
 
 const utf8 = new TextEncoder();
 

@@ -6,11 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import type { Settings } from "../src/config.ts";
-import { waitForCode, type WaitForCodeOptions } from "../src/client.ts";
-import { createLogger } from "../src/log.ts";
-import type { OAuthCallbackResult } from "../src/protocol.ts";
-import { type Relay, type RelayOptions, startRelay } from "../src/relay.ts";
+import type { Settings } from "../src/client/settings.ts";
+import { waitForCode, type WaitForCodeOptions } from "../src/client/wait.ts";
+import { createLogger } from "../src/relay/log.ts";
+import type { OAuthCallbackResult } from "../src/protocol/mod.ts";
+import { type Relay, type RelayOptions, startRelay } from "../src/relay/relay.ts";
 
 /** Both coordinator transports, to run a test in each. */
 export const MODES = ["unix", "tcp"] as const;

@@ -3,7 +3,7 @@
  * anyone else (SECURITY.md rules 1–6, 9, 10, 14).
  */
 import assert from "node:assert/strict";
-import { WaiterRegistry } from "../src/registry.ts";
+import { WaiterRegistry } from "../src/relay/registry/memory.ts";
 import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 /** SECURITY.md rules 1–3: every response of the callback path carries these. */

@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { completePage, CONTENT_SECURITY_POLICY, renderPage, type Tone } from "../src/pages.ts";
+import { completePage, CONTENT_SECURITY_POLICY, renderPage, type Tone } from "../src/relay/http/pages.ts";
 import { CHROMIUM_PATH, launchChromium, type Page, type PageMessage, type Viewport } from "./chromium.ts";
 import { startTestRelay, wait } from "./helpers.ts";
 

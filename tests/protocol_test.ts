@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeClientMessage, decodeRelayMessage, encode, LineSplitter, ProtocolError } from "../src/protocol.ts";
+import { decodeClientMessage, decodeRelayMessage, encode, LineSplitter, ProtocolError } from "../src/protocol/mod.ts";
 
 const line = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { waitForCode } from "../src/client.ts";
-import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../src/errors.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../src/client/errors.ts";
 import { body, MODES, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 for (const mode of MODES) {

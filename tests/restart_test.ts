@@ -3,9 +3,9 @@
  * a client that dies is forgotten at once.
  */
 import assert from "node:assert/strict";
-import { waitForCode } from "../src/client.ts";
-import { OAuthConnectionError } from "../src/errors.ts";
-import type { OAuthCallbackResult } from "../src/protocol.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import { OAuthConnectionError } from "../src/client/errors.ts";
+import type { OAuthCallbackResult } from "../src/protocol/mod.ts";
 import { body, runCli, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 /** In-process waiters against a relay at `socket`; `registered` resolves once all are registered. */

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { startRelay } from "../src/relay.ts";
-import { ListenError } from "../src/listen.ts";
-import { loadSettings } from "../src/config.ts";
-import { createLogger } from "../src/log.ts";
+import { startRelay } from "../src/relay/relay.ts";
+import { ListenError } from "../src/relay/coordinator/listen.ts";
+import { loadSettings } from "../src/client/settings.ts";
+import { createLogger } from "../src/relay/log.ts";
 import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 Deno.test("the relay stops with one clear line naming the variable when a setting is bad", async (t) => {
@@ -12,7 +12,10 @@ Deno.test("the relay stops with one clear line naming the variable when a settin
       { OAUTH_TCP_FALLBACK_PORT: "70000" },
       'OAUTH_TCP_FALLBACK_PORT must be a port number from 0 to 65535, got "70000"',
     ],
-    [{ OAUTH_DEFAULT_TIMEOUT: "-3" }, 'OAUTH_DEFAULT_TIMEOUT must be a positive number of seconds, got "-3"'],
+    [
+      { OAUTH_DEFAULT_TIMEOUT: "-3" },
+      'OAUTH_DEFAULT_TIMEOUT must be a positive number of seconds, at most 2147483, got "-3"',
+    ],
     [
       { OAUTH_SOCKET_PATH: "relay.sock" },
       'OAUTH_SOCKET_PATH must be an absolute path starting with "/", got "relay.sock"',

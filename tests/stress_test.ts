@@ -18,11 +18,11 @@ import {
   slowConnections,
   type Target,
 } from "../bench/stress.ts";
-import { waitForCode } from "../src/client.ts";
-import { DEFAULT_SETTINGS } from "../src/config.ts";
-import { createHandler, type HttpLimits } from "../src/http.ts";
-import { createLogger } from "../src/log.ts";
-import { WaiterRegistry } from "../src/registry.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import { DEFAULT_SETTINGS } from "../src/client/settings.ts";
+import { createHandler, type HttpLimits } from "../src/relay/http/handler.ts";
+import { createLogger } from "../src/relay/log.ts";
+import { WaiterRegistry } from "../src/relay/registry/memory.ts";
 import { body, startTestRelay, type TestRelay } from "./helpers.ts";
 
 function targetOf(relay: TestRelay): Target {

@@ -14,9 +14,9 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   type RelayMessage,
-} from "./protocol.ts";
-import { RegistrationError, type Waiter, type WaiterRegistry } from "./registry.ts";
-import { type Logger, quote, redactCode } from "./log.ts";
+} from "../../protocol/mod.ts";
+import { RegistrationError, type Waiter, type WaiterRegistry } from "../registry/memory.ts";
+import { type Logger, quote, redactCode } from "../log.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 
 function digest(text: string): Uint8Array {

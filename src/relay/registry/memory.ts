@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { OAuthCallbackResult } from "./protocol.ts";
+import type { OAuthCallbackResult } from "../../protocol/mod.ts";
 
 /** A client waiting for one callback, as the registry sees it. */
 export interface Waiter {

@@ -4,30 +4,17 @@
  * The coordinator's wire protocol, one definition for both sides.
  *
  * Newline-delimited JSON over a Unix socket or TCP (loopback, or any address
- * with a coordinator token). Every message is
- * one JSON object on one line with `"v": 1` and a `"type"`. The client speaks
+ * with a coordinator token). Every message is one JSON object on one line with `"v": 1` and a `"type"`. The client speaks
  * first (`register`); the relay answers `registered`, then at most one final
  * message (`callback` or `error`) and closes. See `docs/protocol.md`.
  *
  * @module
  */
 
+import { ERROR_CODES, type ErrorCode } from "./codes.ts";
+
 /** Protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
-
-/**
- * Longest line the relay accepts from a client, in bytes, newline excluded. A
- * register message is small; the bound keeps what a connection can make the
- * relay hold before it registers small too.
- */
-export const MAX_LINE_BYTES = 16 * 1024;
-
-/**
- * Longest line a client accepts from the relay. A callback message carries
- * what a stranger sent (URL up to 16 KiB, body up to 256 KiB), JSON-escaped
- * (at most 6 bytes per byte) with `code` and `state` twice: under 2 MiB.
- */
-export const MAX_RELAY_LINE_BYTES = 4 * 1024 * 1024;
 
 /** What the relay delivers: the code when one was found, and everything the provider sent. */
 export interface OAuthCallbackResult {
@@ -71,11 +58,8 @@ export interface CallbackMessage {
 export interface ErrorMessage {
   v: 1;
   type: "error";
-  /**
-   * Stable reason: `timeout`, `superseded`, `state_taken`, `state_used`, `too_many_waiters`,
-   * `unauthorized`, `idle`, `protocol`, `unsupported_version` or `shutdown` (see docs/protocol.md).
-   */
-  code: string;
+  /** Stable reason, one of {@linkcode ERROR_CODES} (see docs/protocol.md); a newer relay may send others. */
+  code: ErrorCode | (string & Record<never, never>);
   /** One line for a person. */
   message: string;
 }
@@ -88,12 +72,12 @@ export type RelayMessage = RegisteredMessage | CallbackMessage | ErrorMessage;
 /** A line that is not a valid message; `message` says why in one line. */
 export class ProtocolError extends Error {
   /** `protocol`, or `unsupported_version` when only the version is wrong. */
-  readonly code: "protocol" | "unsupported_version";
+  readonly code: typeof ERROR_CODES.PROTOCOL | typeof ERROR_CODES.UNSUPPORTED_VERSION;
   /**
    * @param message Why the line was refused.
    * @param code The error code sent to the peer.
    */
-  constructor(message: string, code: "protocol" | "unsupported_version" = "protocol") {
+  constructor(message: string, code: ProtocolError["code"] = ERROR_CODES.PROTOCOL) {
     super(message);
     this.name = "ProtocolError";
     this.code = code;
@@ -128,7 +112,7 @@ function parseObject(line: Uint8Array): Record<string, unknown> {
   if (message.v !== PROTOCOL_VERSION) {
     throw new ProtocolError(
       `Unsupported protocol version ${JSON.stringify(message.v ?? null)}: this side speaks v${PROTOCOL_VERSION}`,
-      "unsupported_version",
+      ERROR_CODES.UNSUPPORTED_VERSION,
     );
   }
   return message;
@@ -187,69 +171,5 @@ export function decodeRelayMessage(line: Uint8Array): RelayMessage {
       return message as unknown as RelayMessage;
     default:
       throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)} from relay`);
-  }
-}
-
-/**
- * Splits a byte stream into lines, each at most `maxLineBytes`. Feed chunks
- * with {@linkcode LineSplitter.push}; it returns the complete lines they
- * finish. An unfinished line is kept in one buffer that grows to the limit,
- * so a peer sending one byte at a time costs no more than one long line.
- */
-export class LineSplitter {
-  #buffer = new Uint8Array(0);
-  #length = 0;
-  readonly #max: number;
-
-  /** @param maxLineBytes Longest accepted line, newline excluded. */
-  constructor(maxLineBytes: number = MAX_LINE_BYTES) {
-    this.#max = maxLineBytes;
-  }
-
-  /** Bytes of an unfinished line held. */
-  get pending(): number {
-    return this.#length;
-  }
-
-  /**
-   * Adds a chunk and returns the lines it completes. The chunk may be reused
-   * by the caller afterwards: returned lines never point into it.
-   *
-   * @throws {ProtocolError} When a line grows past the limit; the splitter must then be dropped.
-   */
-  push(chunk: Uint8Array): Uint8Array[] {
-    const lines: Uint8Array[] = [];
-    let start = 0;
-    for (let end = chunk.indexOf(10); end !== -1; end = chunk.indexOf(10, start)) {
-      const piece = chunk.subarray(start, end);
-      this.#check(piece.length);
-      const line = new Uint8Array(this.#length + piece.length);
-      line.set(this.#buffer.subarray(0, this.#length));
-      line.set(piece, this.#length);
-      lines.push(line);
-      this.#length = 0;
-      start = end + 1;
-    }
-    if (start < chunk.length) {
-      const rest = chunk.subarray(start);
-      this.#check(rest.length);
-      if (this.#length + rest.length > this.#buffer.length) {
-        const grown = new Uint8Array(
-          Math.min(this.#max, Math.max(256, this.#buffer.length * 2, this.#length + rest.length)),
-        );
-        grown.set(this.#buffer.subarray(0, this.#length));
-        this.#buffer = grown;
-      }
-      this.#buffer.set(rest, this.#length);
-      this.#length += rest.length;
-    }
-    if (this.#length === 0 && this.#buffer.length > 4096) this.#buffer = new Uint8Array(0);
-    return lines;
-  }
-
-  #check(extra: number) {
-    if (this.#length + extra > this.#max) {
-      throw new ProtocolError(`Line longer than ${this.#max} bytes`);
-    }
   }
 }

@@ -5,10 +5,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
-import { resolveSettings, waitForCode } from "./client.ts";
-import { readableEnv } from "./transport.ts";
-import { ConfigError, type Settings } from "./config.ts";
+import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../client/errors.ts";
+import { resolveSettings, waitForCode } from "../client/wait.ts";
+import { readableEnv } from "../client/transport/deno.ts";
+import { ConfigError, type Settings } from "../client/settings.ts";
 
 /** Exit codes of the CLI. */
 export const EXIT = { CODE: 0, NO_CODE: 1, USAGE: 2, TIMEOUT: 3, UNREACHABLE: 4, REFUSED: 5 } as const;

@@ -5,12 +5,13 @@
  * @module
  */
 
-import { checkRelaySettings, type CoordinatorAddress, formatAddress, type Settings } from "./config.ts";
-import { type Coordinator, serveCoordinator } from "./coordinator.ts";
-import { createHandler, type HttpLimits } from "./http.ts";
-import { type BoundListener, listenTcp, listenUnix } from "./listen.ts";
+import { type CoordinatorAddress, formatAddress, type Settings } from "../client/settings.ts";
+import { checkRelaySettings } from "./config.ts";
+import { type Coordinator, serveCoordinator } from "./coordinator/serve.ts";
+import { createHandler, type HttpLimits } from "./http/handler.ts";
+import { type BoundListener, listenTcp, listenUnix } from "./coordinator/listen.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { WaiterRegistry } from "./registry.ts";
+import { WaiterRegistry } from "./registry/memory.ts";
 
 /** How long shutdown waits for in-flight callbacks. */
 const SHUTDOWN_GRACE_MS = 5000;

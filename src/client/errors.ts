@@ -7,43 +7,9 @@
  * @module
  */
 
-/**
- * Stable error codes carried by {@linkcode OAuthRelayError.code}.
- *
- * @example
- * ```ts
- * import { ERROR_CODES, OAuthRelayError } from "./errors.ts";
- * import assert from "node:assert/strict";
- *
- * const error: unknown = new OAuthRelayError("state_taken", "Another client is already waiting for this state");
- * assert.ok(error instanceof OAuthRelayError && error.code === ERROR_CODES.STATE_TAKEN);
- * ```
- */
-export const ERROR_CODES = {
-  /** No callback arrived before the deadline. */
-  TIMEOUT: "timeout",
-  /** The relay could not be reached, or went away and did not come back in time. */
-  CONNECTION: "connection",
-  /** A newer single-slot registration replaced this one. */
-  SUPERSEDED: "superseded",
-  /** Another client is already waiting for this state. */
-  STATE_TAKEN: "state_taken",
-  /** This state was delivered recently; a fresh random state is needed. */
-  STATE_USED: "state_used",
-  /** The client sent nothing in time after connecting. */
-  IDLE: "idle",
-  /** The relay speaks another protocol version. */
-  UNSUPPORTED_VERSION: "unsupported_version",
-  /** The relay holds as many waiters as it allows. */
-  TOO_MANY_WAITERS: "too_many_waiters",
-  /** The relay refused the coordinator token. */
-  UNAUTHORIZED: "unauthorized",
-  /** The relay did not understand a message, or the client did not understand the relay. */
-  PROTOCOL: "protocol",
-} as const;
+import { ERROR_CODES } from "../protocol/codes.ts";
 
-/** One of the values of {@linkcode ERROR_CODES}. */
-export type ErrorCode = typeof ERROR_CODES[keyof typeof ERROR_CODES];
+export { ERROR_CODES, type ErrorCode } from "../protocol/codes.ts";
 
 /**
  * Base class of every error the relay client rejects with.

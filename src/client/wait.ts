@@ -4,7 +4,7 @@
  * @module
  */
 
-import { coordinatorAddress, DEFAULT_SETTINGS, formatAddress, loadSettings, type Settings } from "./config.ts";
+import { coordinatorAddress, DEFAULT_SETTINGS, formatAddress, loadSettings, type Settings } from "./settings.ts";
 import { ERROR_CODES, OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
 import {
   decodeRelayMessage,
@@ -15,8 +15,8 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   type RelayMessage,
-} from "./protocol.ts";
-import { type ClientConnection, connect, describeConnectError, platform, readableEnv } from "./transport.ts";
+} from "../protocol/mod.ts";
+import { type ClientConnection, connect, describeConnectError, platform, readableEnv } from "./transport/deno.ts";
 
 /** Options of {@linkcode waitForCode}. */
 export interface WaitForCodeOptions {
@@ -42,7 +42,7 @@ export interface WaitForCodeOptions {
  *
  * @example
  * ```ts
- * import { resolveSettings } from "./client.ts";
+ * import { resolveSettings } from "./wait.ts";
  * import assert from "node:assert/strict";
  *
  * const settings = resolveSettings({ socketPath: "/run/oauth-relay/relay.sock" });
@@ -135,7 +135,7 @@ type Session =
  *
  * @example Telling "relay not running" apart from other failures
  * ```ts
- * import { waitForCode } from "./client.ts";
+ * import { waitForCode } from "./wait.ts";
  * import { OAuthConnectionError } from "./errors.ts";
  * import assert from "node:assert/strict";
  *

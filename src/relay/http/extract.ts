@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { OAuthCallbackResult } from "./protocol.ts";
+import type { OAuthCallbackResult } from "../../protocol/mod.ts";
 
 /** Parameters of a callback: one value, or several when a key repeats (or a JSON array). */
 export type CallbackParams = Record<string, unknown>;

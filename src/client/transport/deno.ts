@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { CoordinatorAddress } from "./config.ts";
+import type { CoordinatorAddress } from "../settings.ts";
 
 /** A byte stream to the coordinator. */
 export interface ClientConnection {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CoordinatorAddress } from "./config.ts";
+import type { CoordinatorAddress } from "../../client/settings.ts";
 
 /** An open listener and the address clients use to reach it. */
 export interface BoundListener {

@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { CoordinatorAddress, Settings } from "./config.ts";
+import type { CoordinatorAddress, Settings } from "../../client/settings.ts";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "./extract.ts";
-import { type Logger, quote, redactCode } from "./log.ts";
+import { type Logger, quote, redactCode } from "../log.ts";
 import {
   alreadyCompletedPage,
   badRequestPage,
@@ -18,7 +18,7 @@ import {
   pageResponse,
   SECURITY_HEADERS,
 } from "./pages.ts";
-import type { CallbackRouter } from "./registry.ts";
+import type { CallbackRouter } from "../registry/memory.ts";
 
 /** Limits on what a stranger may send to the callback route. */
 export interface HttpLimits {

@@ -1,0 +1,49 @@
+// This module is browser compatible.
+
+/**
+ * Where the coordinator listens: the one address type both sides use.
+ *
+ * @module
+ */
+
+/** Where the coordinator listens, as clients and `/health` see it. */
+export type CoordinatorAddress =
+  | { transport: "unix"; path: string }
+  | { transport: "tcp"; hostname: string; port: number };
+
+/**
+ * The address as one short string, for messages: a path, or `host:port`.
+ *
+ * @param address The coordinator's address.
+ * @returns The path, or `host:port`.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "./address.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatAddress({ transport: "tcp", hostname: "127.0.0.1", port: 9999 }), "127.0.0.1:9999");
+ * ```
+ */
+export function formatAddress(address: CoordinatorAddress): string {
+  return address.transport === "unix" ? address.path : `${address.hostname}:${address.port}`;
+}
+
+/**
+ * Whether `host` can only be reached from this machine (RFC 8252 §8.3).
+ *
+ * @param host A host name or IP address, without brackets.
+ * @returns `true` for `localhost`, `::1` and `127.0.0.0/8`.
+ *
+ * @example
+ * ```ts
+ * import { isLoopback } from "./address.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(isLoopback("127.0.0.1"));
+ * assert.ok(!isLoopback("0.0.0.0"));
+ * ```
+ */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
