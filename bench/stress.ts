@@ -220,7 +220,7 @@ export const paramValueArb: fc.Arbitrary<unknown> = fc.oneof(
 /** Statuses the callback route may answer with; anything else (5xx above all) is a bug. */
 export const ALLOWED_STATUSES: ReadonlySet<number> = new Set([200, 400, 404, 405, 413, 414, 415]);
 
-/** Security headers every callback response carries (SECURITY.md rules 1–3). */
+/** Security headers every callback response carries (docs/security.md rules 1–3). */
 export function missingSecurityHeaders(headers: Headers): string[] {
   const missing: string[] = [];
   if (!/default-src 'none'/.test(headers.get("content-security-policy") ?? "")) missing.push("content-security-policy");
@@ -550,7 +550,7 @@ async function drained(target: Target, ms = 3_000): Promise<number> {
 /** Options of {@linkcode manyWaiters}. */
 export interface WaitersOptions {
   waiters: number;
-  /** Callbacks for states nobody waits for, mixed in: each must get 404 and disturb no one (SECURITY.md rule 6). */
+  /** Callbacks for states nobody waits for, mixed in: each must get 404 and disturb no one (docs/security.md rule 6). */
   decoys: number;
   /** HTTP requests in flight. */
   concurrency: number;
@@ -678,7 +678,7 @@ export interface ParallelFigures {
   callbacksMs: number;
 }
 
-/** For each state, sends `parallel` identical callbacks at once: exactly one may deliver (SECURITY.md rule 5). */
+/** For each state, sends `parallel` identical callbacks at once: exactly one may deliver (docs/security.md rule 5). */
 export async function parallelIdentical(target: Target, options: ParallelOptions): Promise<ParallelFigures> {
   const next = random(options.seed);
   const controller = new AbortController();

@@ -1,7 +1,7 @@
 /**
  * The coordinator answers bad input with an error to that connection only,
  * bounds what strangers can hold, and lets in only who it should
- * (SECURITY.md rules 10–14).
+ * (docs/security.md rules 10–14).
  */
 import assert from "node:assert/strict";
 import { ConfigError, loadSettings } from "../src/client/settings.ts";

@@ -286,7 +286,7 @@ Deno.test("the HTTP handler delivers a callback to the waiter of its state and t
   );
 });
 
-Deno.test("the HTTP handler forwards every query parameter in raw, prototype names included (SECURITY.md rule 7)", async () => {
+Deno.test("the HTTP handler forwards every query parameter in raw, prototype names included (docs/security.md rule 7)", async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(fc.tuple(paramKeyArb, fc.string({ maxLength: 6 })), { maxLength: 8 }), async (pairs) => {
       const delivered: OAuthCallbackResult[] = [];

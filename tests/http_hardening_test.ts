@@ -1,12 +1,12 @@
 /**
  * Bad input at the callback route gets a clear page, and breaks nothing for
- * anyone else (SECURITY.md rules 1–6, 9, 10, 14).
+ * anyone else (docs/security.md rules 1–6, 9, 10, 14).
  */
 import assert from "node:assert/strict";
 import { WaiterRegistry } from "../src/relay/registry/memory.ts";
 import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
-/** SECURITY.md rules 1–3: every response of the callback path carries these. */
+/** docs/security.md rules 1–3: every response of the callback path carries these. */
 function assertSecurityHeaders(response: Response): void {
   const csp = response.headers.get("content-security-policy") ?? "";
   assert.match(csp, /default-src 'none'/);

@@ -165,7 +165,7 @@ Deno.test({
   },
 });
 
-Deno.test("a POST body that never finishes is answered 408 at the body deadline (SECURITY.md rule 10)", async () => {
+Deno.test("a POST body that never finishes is answered 408 at the body deadline (docs/security.md rule 10)", async () => {
   // Deno.serve has no header timeout, so the body is the part the relay can bound.
   const limits: Partial<HttpLimits> = { bodyTimeoutMs: 200 };
   const handler = createHandler({

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../client/errors.ts";
 import { resolveSettings, waitForCode } from "../client/wait.ts";
-import { readableEnv } from "../client/transport/deno.ts";
+import { readableEnv } from "../client/env.ts";
 import { ConfigError, type Settings } from "../client/settings.ts";
 
 /** Exit codes of the CLI. */

@@ -16,7 +16,8 @@ import {
   ProtocolError,
   type RelayMessage,
 } from "../protocol/mod.ts";
-import { type ClientConnection, connect, describeConnectError, platform, readableEnv } from "./transport/deno.ts";
+import { platform, readableEnv } from "./env.ts";
+import { type ClientConnection, connect, describeConnectError } from "./transport/deno.ts";
 
 /** Options of {@linkcode waitForCode}. */
 export interface WaitForCodeOptions {

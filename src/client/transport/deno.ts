@@ -46,21 +46,6 @@ export async function connect(address: CoordinatorAddress): Promise<ClientConnec
   };
 }
 
-/**
- * The environment when the program may read it, else `undefined`: the
- * client works on defaults without `--allow-env`, and never prompts.
- */
-export function readableEnv(): { get(name: string): string | undefined } | undefined {
-  try {
-    return Deno.permissions.querySync({ name: "env" }).state === "granted" ? Deno.env : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The operating system, for the Windows TCP default. */
-export const platform: string = Deno.build.os;
-
 /** Describes a connection failure in a few lower-case words. */
 export function describeConnectError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such socket";

@@ -78,7 +78,7 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
   let body = new Uint8Array(Math.min(maxBytes, declared > 0 ? declared : 1024));
   let size = 0;
   const reader = request.body.getReader();
-  // A sender that dribbles its body must not hold the request open (SECURITY.md rule 10).
+  // A sender that dribbles its body must not hold the request open (docs/security.md rule 10).
   let late = false;
   const deadline = setTimeout(() => {
     late = true;
