@@ -4,20 +4,14 @@
  * @module
  */
 
-import { coordinatorAddress, DEFAULT_SETTINGS, formatAddress, loadSettings, type Settings } from "./settings.ts";
-import { ERROR_CODES, OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
-import {
-  decodeRelayMessage,
-  encode,
-  LineSplitter,
-  MAX_RELAY_LINE_BYTES,
-  type OAuthCallbackResult,
-  PROTOCOL_VERSION,
-  ProtocolError,
-  type RelayMessage,
-} from "../protocol/mod.ts";
+import { ERROR_CODES, MAX_TIMEOUT_SECONDS, type OAuthCallbackResult, ProtocolError } from "../protocol/mod.ts";
 import { platform, readableEnv } from "./env.ts";
-import { type ClientConnection, connect, describeConnectError } from "./transport/deno.ts";
+import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
+import { coordinatorAddress, DEFAULT_SETTINGS, formatAddress, loadSettings, type Settings } from "./settings.ts";
+import { defaultTransport } from "./transport/default.ts";
+import type { RelayChannel, Transport } from "./transport/transport.ts";
+
+export { MAX_TIMEOUT_SECONDS };
 
 /** Options of {@linkcode waitForCode}. */
 export interface WaitForCodeOptions {
@@ -31,6 +25,8 @@ export interface WaitForCodeOptions {
   settings?: Partial<Settings>;
   /** Called once the relay holds the registration: the moment to show the authorize link. */
   onRegistered?: () => void;
+  /** How to reach the relay. Default: the socket transport of this runtime. */
+  transport?: Transport;
 }
 
 /**
@@ -57,9 +53,6 @@ export function resolveSettings(overrides: Partial<Settings> = {}): Settings {
   return { ...base, ...defined };
 }
 
-/** Longest timeout, in seconds: timers take a signed 32-bit number of milliseconds (about 24 days). */
-export const MAX_TIMEOUT_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
-
 function validate(options: WaitForCodeOptions): void {
   if (typeof options !== "object" || options === null) throw new TypeError('"options" must be an object');
   const { state, timeout, signal } = options;
@@ -74,10 +67,10 @@ function validate(options: WaitForCodeOptions): void {
   }
 }
 
-function relayError(message: Extract<RelayMessage, { type: "error" }>, where: string): OAuthRelayError {
-  const text = `${message.message} (relay at ${where})`;
-  if (message.code === ERROR_CODES.TIMEOUT) return new OAuthTimeoutError(text);
-  return new OAuthRelayError(message.code, text);
+function relayError(code: string, message: string, where: string): OAuthRelayError {
+  const text = `${message} (relay at ${where})`;
+  if (code === ERROR_CODES.TIMEOUT) return new OAuthTimeoutError(text);
+  return new OAuthRelayError(code, text);
 }
 
 /** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
@@ -173,35 +166,28 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
   }, timeout * 1000);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
 
-  let conn: ClientConnection | undefined;
-  const onAbort = () => conn?.close();
+  const transport = options.transport ?? defaultTransport;
+  let channel: RelayChannel | undefined;
+  const onAbort = () => channel?.close();
   signal.addEventListener("abort", onAbort, { once: true });
 
-  /** One connection: register, then read until the callback, an error, or the connection ends. */
-  const session = async (open: ClientConnection, announce: boolean): Promise<Session> => {
+  /** One registration: read until the callback, an error, or the channel ends. */
+  const session = async (open: RelayChannel, announce: boolean): Promise<Session> => {
     let registered = false;
     try {
-      const remaining = Math.max(0.001, (deadlineAt - Date.now()) / 1000);
-      await open.write(
-        encode({ v: PROTOCOL_VERSION, type: "register", state, timeout: remaining, token: settings.token }),
-      );
-      const splitter = new LineSplitter(MAX_RELAY_LINE_BYTES);
-      for (let chunk; (chunk = await open.read()) !== null;) {
-        for (const line of splitter.push(chunk)) {
-          const message = decodeRelayMessage(line);
-          if (message.type === "registered") {
-            registered = true;
-            if (announce) options.onRegistered?.();
-          } else if (message.type === "callback") {
-            // Never hand over a code meant for another flow, whatever answered on the socket.
-            if (message.result.state !== state) throw new ProtocolError("Callback for another state");
-            return { kind: "result", result: message.result };
-          } else if (message.code === "shutdown") {
-            // The relay is restarting (deploy): wait for the next one.
-            return { kind: "lost", registered };
-          } else {
-            throw relayError(message, where);
-          }
+      for (let message; (message = await open.read()) !== null;) {
+        if (message.type === "registered") {
+          registered = true;
+          if (announce) options.onRegistered?.();
+        } else if (message.type === "callback") {
+          // Never hand over a code meant for another flow, whatever answered on the socket.
+          if (message.result.state !== state) throw new ProtocolError("Callback for another state");
+          return { kind: "result", result: message.result };
+        } else if (message.code === ERROR_CODES.SHUTDOWN) {
+          // The relay is restarting (deploy): wait for the next one.
+          return { kind: "lost", registered };
+        } else {
+          throw relayError(message.code, message.message, where);
         }
       }
       return { kind: "lost", registered };
@@ -222,23 +208,24 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
     let everRegistered = false;
     for (let attempt = 0;; attempt++) {
       try {
-        conn = await connect(address);
+        const remaining = Math.max(0.001, (deadlineAt - Date.now()) / 1000);
+        channel = await transport.open(address, { state, timeout: remaining, token: settings.token });
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         // Unreachable at the start is a setup problem: say so now rather than after the timeout.
         if (!everRegistered) {
-          throw new OAuthConnectionError(
-            `Cannot connect to relay at ${where}: ${describeConnectError(error)}; is the relay running?`,
-            { cause: error },
-          );
+          const why = error instanceof Error ? error.message : String(error);
+          throw new OAuthConnectionError(`Cannot connect to relay at ${where}: ${why}; is the relay running?`, {
+            cause: error,
+          });
         }
         await delay(backoff(attempt), signal);
         continue;
       }
       if (signal.aborted) throw signal.reason;
       connected = true;
-      const outcome = await session(conn, !everRegistered);
-      conn.close();
+      const outcome = await session(channel, !everRegistered);
+      channel.close();
       connected = false;
       if (outcome.kind === "result") return outcome.result;
       if (signal.aborted) throw signal.reason;
@@ -257,6 +244,6 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
-    conn?.close();
+    channel?.close();
   }
 }

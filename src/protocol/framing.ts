@@ -72,3 +72,29 @@ export class LineSplitter {
     }
   }
 }
+
+/** Anything bytes can be written to, as `Deno.Conn` is: each write may take only part of them. */
+export interface Writer {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/**
+ * Writes all of `bytes`, however many calls it takes.
+ *
+ * @param writer Where to write, e.g. a `Deno.Conn`.
+ * @param bytes What to write.
+ *
+ * @example
+ * ```ts
+ * import { writeAll } from "./framing.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const seen: number[] = [];
+ * // A writer that takes at most two bytes per call.
+ * await writeAll({ write: (bytes) => Promise.resolve(seen.push(...bytes.subarray(0, 2)) && Math.min(2, bytes.length)) }, new Uint8Array([1, 2, 3, 4, 5]));
+ * assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+ * ```
+ */
+export async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.length;) offset += await writer.write(bytes.subarray(offset));
+}

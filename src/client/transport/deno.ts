@@ -1,29 +1,42 @@
 /**
- * The client's only contact with the runtime: opening a connection to the
- * coordinator and reading `OAUTH_*` variables. Everything else in the
- * client is Web APIs, so another runtime needs only another transport.
+ * The Deno adapter of the socket transport: the only client file that calls
+ * `Deno.*`. It opens a Unix socket or TCP connection to the coordinator.
  *
  * @module
  */
 
-import type { CoordinatorAddress } from "../settings.ts";
-
-/** A byte stream to the coordinator. */
-export interface ClientConnection {
-  /** The next bytes the relay sent, or `null` once it closed the connection. */
-  read(): Promise<Uint8Array | null>;
-  write(bytes: Uint8Array): Promise<void>;
-  close(): void;
-}
+import { type CoordinatorAddress, writeAll } from "../../protocol/mod.ts";
+import { type ByteStream, socketTransport } from "./socket.ts";
+import { ConnectError, type Transport } from "./transport.ts";
 
 /** Bytes asked for per read: a relay message is usually a few hundred. */
 const READ_BYTES = 4 * 1024;
 
-/** Opens a connection to the coordinator at `address`. */
-export async function connect(address: CoordinatorAddress): Promise<ClientConnection> {
-  const conn = address.transport === "unix"
-    ? await Deno.connect({ transport: "unix", path: address.path })
-    : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+/**
+ * Opens a byte stream to the coordinator at `address` with `Deno.connect`.
+ *
+ * @param address The coordinator's Unix socket or TCP address.
+ * @returns The open stream.
+ * @throws {ConnectError} When the relay cannot be reached; `message` says why in a few words.
+ *
+ * @example
+ * ```ts
+ * import { connectDeno } from "./deno.ts";
+ * import { ConnectError } from "./transport.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await assert.rejects(connectDeno({ transport: "unix", path: "/nonexistent/relay.sock" }), ConnectError);
+ * ```
+ */
+export async function connectDeno(address: CoordinatorAddress): Promise<ByteStream> {
+  let conn: Deno.Conn;
+  try {
+    conn = address.transport === "unix"
+      ? await Deno.connect({ transport: "unix", path: address.path })
+      : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+  } catch (error) {
+    throw new ConnectError(describeConnectError(error), { cause: error });
+  }
   let closed = false;
   return {
     // Plain reads, not conn.readable: a client reads twice per connection, and
@@ -33,9 +46,7 @@ export async function connect(address: CoordinatorAddress): Promise<ClientConnec
       const n = await conn.read(buffer);
       return n === null ? null : buffer.subarray(0, n);
     },
-    async write(bytes) {
-      for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
-    },
+    write: (bytes) => writeAll(conn, bytes),
     close() {
       if (closed) return;
       closed = true;
@@ -46,13 +57,48 @@ export async function connect(address: CoordinatorAddress): Promise<ClientConnec
   };
 }
 
+/**
+ * The coordinator protocol over `Deno.connect`.
+ *
+ * @example
+ * ```ts
+ * import { denoTransport } from "./deno.ts";
+ * import { ConnectError } from "./transport.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await assert.rejects(
+ *   denoTransport.open({ transport: "unix", path: "/nonexistent/relay.sock" }, { state: "s", timeout: 1 }),
+ *   ConnectError,
+ * );
+ * ```
+ */
+export const denoTransport: Transport = socketTransport(connectDeno);
+
+/**
+ * An OS error's message without Deno's `(os error N)` suffix, in lower case.
+ *
+ * @param error What a `Deno.*` call threw.
+ * @returns A few words for a message.
+ *
+ * @example
+ * ```ts
+ * import { osErrorMessage } from "./deno.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(osErrorMessage(new Error("Address in use (os error 98)")), "address in use");
+ * ```
+ */
+export function osErrorMessage(error: unknown): string {
+  return error instanceof Error ? error.message.replace(/\s*\(os error \d+\).*$/s, "").toLowerCase() : String(error);
+}
+
 /** Describes a connection failure in a few lower-case words. */
-export function describeConnectError(error: unknown): string {
+function describeConnectError(error: unknown): string {
   if (error instanceof Deno.errors.NotFound) return "no such socket";
   if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.NotCapable) {
     return "network or file access not granted (run with --allow-net, --allow-read and --allow-write)";
   }
-  return error instanceof Error ? error.message.replace(/\s*\(os error \d+\).*$/s, "") : String(error);
+  return osErrorMessage(error);
 }

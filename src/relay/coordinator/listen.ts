@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { CoordinatorAddress } from "../../client/settings.ts";
+import { osErrorMessage } from "../../client/transport/deno.ts";
+import type { CoordinatorAddress } from "../../protocol/mod.ts";
 
 /** An open listener and the address clients use to reach it. */
 export interface BoundListener {
@@ -118,7 +119,7 @@ export function listenTcp(hostname: string, port: number): BoundListener {
         { cause: error },
       );
     }
-    throw new ListenError(`Cannot listen at ${hostname}:${port}: ${message(error)}`, { cause: error });
+    throw new ListenError(`Cannot listen at ${hostname}:${port}: ${osErrorMessage(error)}`, { cause: error });
   }
   return {
     listener,
@@ -130,10 +131,6 @@ export function listenTcp(hostname: string, port: number): BoundListener {
       return Promise.resolve();
     },
   };
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message.replace(/\s*\(os error \d+\).*$/s, "").toLowerCase() : String(error);
 }
 
 function wrap(path: string, error: unknown): Error {
@@ -159,5 +156,5 @@ function wrap(path: string, error: unknown): Error {
       },
     );
   }
-  return new ListenError(`Cannot listen at ${path}: ${message(error)}`, { cause: error });
+  return new ListenError(`Cannot listen at ${path}: ${osErrorMessage(error)}`, { cause: error });
 }

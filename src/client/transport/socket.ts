@@ -1,0 +1,75 @@
+// This module is browser compatible.
+
+/**
+ * The coordinator protocol over any byte stream (a Unix socket or TCP on any
+ * runtime): the register line out, newline-delimited messages in. The runtime
+ * adapter only opens the stream.
+ *
+ * @module
+ */
+
+import {
+  type CoordinatorAddress,
+  decodeRelayMessage,
+  encode,
+  LineSplitter,
+  MAX_RELAY_LINE_BYTES,
+  PROTOCOL_VERSION,
+  type RelayMessage,
+} from "../../protocol/mod.ts";
+import type { RelayChannel, Transport } from "./transport.ts";
+
+/** A byte stream to the coordinator. */
+export interface ByteStream {
+  /** The next bytes the relay sent, or `null` once it closed the connection. */
+  read(): Promise<Uint8Array | null>;
+  /** Writes all of `bytes`. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Closes the stream; safe to call twice. */
+  close(): void;
+}
+
+/**
+ * Builds a {@linkcode Transport} that speaks the coordinator protocol over the
+ * byte streams `connect` opens.
+ *
+ * @param connect Opens a stream to `address`; rejects with `ConnectError` when it cannot.
+ * @returns The transport.
+ *
+ * @example
+ * ```ts
+ * import { socketTransport } from "./socket.ts";
+ * import { ConnectError } from "./transport.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const nowhere = socketTransport(() => Promise.reject(new ConnectError("no such socket")));
+ * await assert.rejects(nowhere.open({ transport: "unix", path: "/nonexistent" }, { state: "s", timeout: 1 }), ConnectError);
+ * ```
+ */
+export function socketTransport(connect: (address: CoordinatorAddress) => Promise<ByteStream>): Transport {
+  return {
+    async open(address, { state, timeout, token }): Promise<RelayChannel> {
+      const stream = await connect(address);
+      const splitter = new LineSplitter(MAX_RELAY_LINE_BYTES);
+      const pending: Uint8Array[] = [];
+      try {
+        await stream.write(encode({ v: PROTOCOL_VERSION, type: "register", state, timeout, token }));
+      } catch (error) {
+        // Connected but the register line did not go out: a lost connection, reported by the first read.
+        return { read: () => Promise.reject(error), close: () => stream.close() };
+      }
+      return {
+        async read(): Promise<RelayMessage | null> {
+          for (;;) {
+            const line = pending.shift();
+            if (line) return decodeRelayMessage(line);
+            const chunk = await stream.read();
+            if (chunk === null) return null;
+            pending.push(...splitter.push(chunk));
+          }
+        },
+        close: () => stream.close(),
+      };
+    },
+  };
+}
