@@ -20,7 +20,7 @@ export { ConfigError, DEFAULT_SETTINGS, type EnvSource, loadSettings, type Setti
 export type { OAuthCallbackResult } from "./src/protocol/mod.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./src/cli/wait.ts");
+  const { main } = await import("./src/cli/main.ts");
   const encoder = new TextEncoder();
   Deno.exitCode = await main(Deno.args, {
     stdout: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),

@@ -67,7 +67,7 @@ Deno.test("malformed coordinator input gets an error for that connection only; e
       assert.match(String(last.message), message);
     });
   }
-  assert.equal(relay.relay.registry.waiting, 1, "only the bystander waits");
+  assert.equal(await relay.relay.registry.count(), 1, "only the bystander waits");
   await body(await relay.callback({ code: "STILL_FINE", state: "bystander" }));
   assert.equal((await bystander.result).code, "STILL_FINE");
 });
@@ -166,7 +166,7 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
     await relay.logged(new RegExp(`WARN - Refused coordinator client from 127\\.0\\.0\\.1:\\d+: ${word} token`));
   }
   assert.ok(!relay.logs.some((line) => line.includes("0123456780")), "tokens are never logged");
-  assert.equal(relay.relay.registry.waiting, 0);
+  assert.equal(await relay.relay.registry.count(), 0);
 
   // A refused client cannot slip a second register into the same packet.
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! });
@@ -175,7 +175,7 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
   ));
   const replies = (await new Response(conn.readable).text()).trim().split("\n").map((line) => JSON.parse(line));
   assert.deepEqual(replies.map((reply) => reply.code ?? reply.type), ["unauthorized"]);
-  assert.equal(relay.relay.registry.waiting, 0);
+  assert.equal(await relay.relay.registry.count(), 0);
 
   const { result, registered } = wait(relay, { state: "t", settings: { ...client, token } });
   await registered;

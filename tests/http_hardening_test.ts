@@ -3,7 +3,7 @@
  * anyone else (docs/security.md rules 1–6, 9, 10, 14).
  */
 import assert from "node:assert/strict";
-import { WaiterRegistry } from "../src/relay/registry/memory.ts";
+import { MemoryRegistry } from "../src/relay/registry/memory.ts";
 import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
 /** docs/security.md rules 1–3: every response of the callback path carries these. */
@@ -91,7 +91,7 @@ Deno.test("bad callbacks get a clear 4xx page with the security headers, and the
       if (status === 405) assert.equal(response.headers.get("allow"), "GET, POST");
     });
   }
-  assert.equal(relay.relay.registry.waiting, 1, "the waiter is still there");
+  assert.equal(await relay.relay.registry.count(), 1, "the waiter is still there");
   await body(await relay.callback({ code: "REAL", state: "victim" }));
   assert.equal((await result).code, "REAL");
 });
@@ -124,7 +124,7 @@ Deno.test("a chunked body over the limit is cut off at the limit with 413, nothi
   await body(response);
   await stream.cancel().catch(() => {});
   assert.ok(pulled < total, `the relay stopped reading early (${pulled} of ${total} bytes sent)`);
-  assert.equal(relay.relay.registry.waiting, 1);
+  assert.equal(await relay.relay.registry.count(), 1);
   await body(await relay.callback({ code: "REAL", state: "s" }));
   assert.equal((await result).code, "REAL");
 });
@@ -144,7 +144,7 @@ Deno.test("a callback for an unknown state, even an error one, disturbs no waite
     assertSecurityHeaders(response);
     assert.match(await body(response), /No client waiting/);
   }
-  assert.equal(relay.relay.registry.waiting, 2);
+  assert.equal(await relay.relay.registry.count(), 2);
   await body(await relay.callback({ code: "A", state: "mine" }));
   await body(await relay.callback({ code: "B" }));
   assert.equal((await stateful.result).code, "A");
@@ -199,14 +199,14 @@ Deno.test("success, denial and replay responses carry the security headers too",
 Deno.test("the relay remembers delivered states for a bounded count: the oldest become unknown again", async () => {
   await using relay = await startTestRelay();
   // The default bound is 10,000 states; a registry with a bound of 2 shows the eviction.
-  const registry = new WaiterRegistry({ rememberDeliveredCount: 2 });
+  const registry = new MemoryRegistry({ rememberDeliveredCount: 2 });
   const waiter = (state: string) => ({ state, deliver: () => Promise.resolve(true), end: () => Promise.resolve() });
   for (const state of ["a", "b", "c"]) {
-    registry.add(waiter(state));
-    assert.equal(await registry.deliver({ success: true, code: "x", state, raw: {} }), "delivered");
+    await registry.register(waiter(state));
+    assert.equal(await registry.claim({ success: true, code: "x", state, raw: {} }), "delivered");
   }
-  assert.equal(await registry.deliver({ success: true, code: "x", state: "a", raw: {} }), "no_waiter");
-  assert.equal(await registry.deliver({ success: true, code: "x", state: "c", raw: {} }), "already_delivered");
+  assert.equal(await registry.claim({ success: true, code: "x", state: "a", raw: {} }), "no_waiter");
+  assert.equal(await registry.claim({ success: true, code: "x", state: "c", raw: {} }), "already_delivered");
   // And over HTTP, a replay says "already completed", not "failed".
   const { result, registered } = wait(relay, { state: "r" });
   await registered;
@@ -249,7 +249,7 @@ Deno.test("a state that is present but empty or not a string gets 400 and never 
     assert.equal(response.status, 400);
     assert.match(await body(response), /state is empty or not a string/);
   }
-  assert.equal(relay.relay.registry.waiting, 1);
+  assert.equal(await relay.relay.registry.count(), 1);
   await body(await relay.callback({ code: "MINE" }));
   assert.equal((await single.result).code, "MINE");
 });

@@ -125,7 +125,7 @@ for (const mode of MODES) {
     const states = Array.from({ length: 1000 }, (_, i) => `state-${i}-${crypto.randomUUID()}`);
     const waits = states.map((state) => wait(relay, { state }));
     await Promise.all(waits.map((w) => w.registered));
-    assert.equal(relay.relay.registry.waiting, 1000);
+    assert.equal(await relay.relay.registry.count(), 1000);
     const order = [...states].sort(() => Math.random() - 0.5);
     for (let i = 0; i < order.length; i += 50) {
       await Promise.all(
@@ -138,7 +138,7 @@ for (const mode of MODES) {
     }
     const results = await Promise.all(waits.map((w) => w.result));
     results.forEach((result, i) => assert.equal(result.code, `code:${states[i]}`));
-    assert.equal(relay.relay.registry.waiting, 0);
+    assert.equal(await relay.relay.registry.count(), 0);
   });
 
   Deno.test(`[${mode}] a callback with no client waiting gets a 404 page and is logged`, async () => {
@@ -201,12 +201,12 @@ for (const mode of MODES) {
     const controller = new AbortController();
     const { result, registered } = wait(relay, { state: "cancel-me", signal: controller.signal });
     await registered;
-    assert.equal(relay.relay.registry.waiting, 1);
+    assert.equal(await relay.relay.registry.count(), 1);
     const reason = new Error("user cancelled");
     controller.abort(reason);
     await assert.rejects(result, (error) => error === reason);
     await relay.logged(/Client for state 'cancel-me' disconnected before its callback/);
-    assert.equal(relay.relay.registry.waiting, 0);
+    assert.equal(await relay.relay.registry.count(), 0);
     const late = await relay.callback({ code: "C", state: "cancel-me" });
     assert.equal(late.status, 404);
     await body(late);

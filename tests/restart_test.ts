@@ -135,7 +135,7 @@ Deno.test("a client that dies is forgotten at once; the next client for its stat
     await cli.waiting;
   } // disposing kills the CLI process
   await relay.logged(/Client for state 'mortal' disconnected before its callback/);
-  assert.equal(relay.relay.registry.waiting, 0);
+  assert.equal(await relay.relay.registry.count(), 0);
   const orphan = await relay.callback({ code: "FOR_NOBODY", state: "mortal" });
   assert.equal(orphan.status, 404);
   await body(orphan);

@@ -1,5 +1,5 @@
 /**
- * The `client.ts` command line: wait for one callback and print it.
+ * The `wait` command, the default one: wait for one callback and print it.
  *
  * @module
  */
@@ -7,15 +7,11 @@
 import { parseArgs } from "node:util";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../client/errors.ts";
 import { resolveSettings, waitForCode } from "../client/wait.ts";
-import { readableEnv } from "../client/env.ts";
-import { ConfigError, type Settings } from "../client/settings.ts";
+import { platform, readableEnv } from "../client/env.ts";
+import { ConfigError, type EnvSource, loadSettings, reader, type Settings } from "../client/settings.ts";
+import { type CliIo, type Command, EXIT, usageError } from "./io.ts";
 
-/** Exit codes of the CLI. */
-export const EXIT = { CODE: 0, NO_CODE: 1, USAGE: 2, TIMEOUT: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
-
-export const USAGE = `Usage: deno run --allow-net --allow-read --allow-write --allow-env client.ts [options]
-
-Waits for one OAuth callback at the relay and prints the code on stdout.
+const HELP = `Waits for one OAuth callback at the relay and prints the code on stdout.
 
 Options:
   --state <state>     State of the authorization request (omit for single-slot mode); or set
@@ -30,24 +26,13 @@ Options:
 Exit codes: 0 code received; 1 callback without a code (payload printed); 2 bad usage;
 3 timeout; 4 relay not reachable; 5 relay refused or ended the wait (e.g. state taken, superseded)`;
 
-/** Where the CLI writes; the real process streams by default. */
-export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
+/** Defaults, then `env` (the process environment when readable, if none is given), then `overrides`. */
+function settingsFrom(env: EnvSource | undefined, overrides: Partial<Settings>): Settings {
+  if (env === undefined) return resolveSettings(overrides);
+  return { ...loadSettings(env, platform), ...overrides };
 }
 
-function usageError(io: CliIo, message: string): number {
-  io.stderr(`oauth-relay: ${message}; see --help`);
-  return EXIT.USAGE;
-}
-
-/**
- * Runs the CLI with `args` and returns its exit code.
- *
- * @param args Command-line arguments, without the program name.
- * @param io Output streams.
- */
-export async function main(args: string[], io: CliIo): Promise<number> {
+async function run(args: string[], io: CliIo, usage: string): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -70,7 +55,7 @@ export async function main(args: string[], io: CliIo): Promise<number> {
     return usageError(io, message.replace(/\.$/, ""));
   }
   if (values.help) {
-    io.stdout(USAGE);
+    io.stdout(usage);
     return EXIT.CODE;
   }
 
@@ -83,7 +68,8 @@ export async function main(args: string[], io: CliIo): Promise<number> {
     }
   }
   // Arguments are visible to every local user (/proc/*/cmdline); another user's environment is not.
-  values.state ??= readableEnv()?.get("OAUTH_STATE") || undefined;
+  const env = io.env ?? readableEnv();
+  values.state ??= (env && reader(env)("OAUTH_STATE")) || undefined;
   if (values.state === "") return usageError(io, "--state must not be empty");
   if (values.socket !== undefined) {
     if (values.socket === "") return usageError(io, "--socket must not be empty");
@@ -102,7 +88,7 @@ export async function main(args: string[], io: CliIo): Promise<number> {
 
   let settings: Settings;
   try {
-    settings = resolveSettings(overrides);
+    settings = settingsFrom(io.env, overrides);
   } catch (error) {
     if (error instanceof ConfigError) return usageError(io, error.message);
     throw error;
@@ -140,3 +126,25 @@ export async function main(args: string[], io: CliIo): Promise<number> {
     return EXIT.REFUSED;
   }
 }
+
+/**
+ * The `wait` command: waits for one OAuth callback and prints the code on
+ * stdout (`--json`: the whole result). It is also what runs when no command
+ * is named, so `client.ts --state S` and `client.ts wait --state S` are one.
+ *
+ * @example A bad option is one line on stderr and exit code 2, before anything is contacted
+ * ```ts
+ * import { waitCommand } from "./wait.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const stderr: string[] = [];
+ * const io = { stdout: () => {}, stderr: (text: string) => stderr.push(text), env: {} };
+ * assert.equal(await waitCommand.run(["--timeout", "soon"], io, waitCommand.help), 2);
+ * assert.deepEqual(stderr, ['oauth-relay: --timeout must be a positive number of seconds, got "soon"; see --help']);
+ * ```
+ */
+export const waitCommand: Command = {
+  summary: "Wait for one OAuth callback and print its code",
+  help: HELP,
+  run,
+};

@@ -42,6 +42,8 @@ export const ERROR_CODES = {
   PROTOCOL: "protocol",
   /** The relay is stopping; a client reconnects to the next one. */
   SHUTDOWN: "shutdown",
+  /** The relay cannot take registrations right now (its registry is unreachable); try again shortly. */
+  UNAVAILABLE: "unavailable",
 } as const;
 
 /** One of the values of {@linkcode ERROR_CODES}. */

@@ -7,11 +7,13 @@
 
 import { type CoordinatorAddress, formatAddress, type Settings } from "../client/settings.ts";
 import { checkRelaySettings } from "./config.ts";
+import { DEFAULT_MAX_WAITERS, ERROR_CODES } from "../protocol/mod.ts";
 import { type Coordinator, serveCoordinator } from "./coordinator/serve.ts";
 import { createHandler, type HttpLimits } from "./http/handler.ts";
 import { type BoundListener, listenTcp, listenUnix } from "./coordinator/listen.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { WaiterRegistry } from "./registry/memory.ts";
+import { MemoryRegistry } from "./registry/memory.ts";
+import type { Registry } from "./registry/registry.ts";
 
 /** How long shutdown waits for in-flight callbacks. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -31,6 +33,8 @@ export interface RelayOptions {
   limits?: Partial<HttpLimits>;
   /** Most waiters at once. Default 10,000. */
   maxWaiters?: number;
+  /** Where waiters register. Default: a {@linkcode MemoryRegistry} of `maxWaiters`. */
+  registry?: Registry;
   /** Milliseconds a coordinator connection may stay silent before registering. */
   registerTimeoutMs?: number;
   /** Milliseconds a write to a client may take before it counts as gone. */
@@ -44,7 +48,7 @@ export interface Relay extends AsyncDisposable {
   /** Where clients connect; `null` when the relay is disabled. */
   readonly coordinator: CoordinatorAddress | null;
   /** The registry of waiters. */
-  readonly registry: WaiterRegistry;
+  readonly registry: Registry;
   /** Stops accepting, finishes in-flight callbacks, tells waiting clients, removes the socket. */
   shutdown(): Promise<void>;
 }
@@ -58,14 +62,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { settings } = options;
   checkRelaySettings(settings);
   const logger = options.logger ?? createLogger("info");
-  const maxWaiters = options.maxWaiters ?? 10_000;
-  const registry = new WaiterRegistry({ maxWaiters });
+  const maxWaiters = options.maxWaiters ?? DEFAULT_MAX_WAITERS;
+  const registry = options.registry ?? new MemoryRegistry({ maxWaiters });
 
   let bound: BoundListener | undefined;
   let coordinator: Coordinator | undefined;
   const handler = createHandler({
     settings,
-    router: registry,
+    registry,
     logger,
     coordinator: () => bound?.address ?? null,
     limits: options.limits,
@@ -138,7 +142,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         clearTimeout(grace);
       }
       await server.shutdown();
-      await coordinator?.endAll("shutdown", "The relay is shutting down");
+      await coordinator?.endAll(ERROR_CODES.SHUTDOWN, "The relay is shutting down");
       await coordinator?.finished;
       await bound?.close();
       if (bound) logger.info("OAuth coordinator stopped");

@@ -6,6 +6,7 @@
  */
 
 import type { CoordinatorAddress, Settings } from "../../client/settings.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "../../protocol/mod.ts";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "./extract.ts";
 import { type Logger, quote, redactCode } from "../log.ts";
 import {
@@ -18,7 +19,7 @@ import {
   pageResponse,
   SECURITY_HEADERS,
 } from "./pages.ts";
-import type { CallbackRouter } from "../registry/memory.ts";
+import type { Registry } from "../registry/registry.ts";
 
 /** Limits on what a stranger may send to the callback route. */
 export interface HttpLimits {
@@ -38,7 +39,7 @@ export interface HttpLimits {
 
 /** Default {@linkcode HttpLimits}, documented in the README. */
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
-  maxBodyBytes: 64 * 1024,
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   maxParams: 100,
   maxKeyLength: 128,
   maxValueLength: 8 * 1024,
@@ -49,7 +50,8 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
 /** Options of {@linkcode createHandler}. */
 export interface HandlerOptions {
   settings: Settings;
-  router: CallbackRouter;
+  /** Where callbacks find their waiters. */
+  registry: Registry;
   logger: Logger;
   /** Where the coordinator listens, for `/health`; `null` when the relay is disabled. */
   coordinator: () => CoordinatorAddress | null;
@@ -186,7 +188,7 @@ function text(value: unknown): string | null {
  * @returns A handler for `Deno.serve` or for direct calls in tests.
  */
 export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
-  const { settings, router, logger, coordinator } = options;
+  const { settings, registry, logger, coordinator } = options;
   const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
 
   async function callback(request: Request, url: URL): Promise<Response> {
@@ -202,7 +204,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       }
       const params = await readParams(request, url, limits);
       const result = extractCallback(params, settings.codeKeys);
-      const outcome = await router.deliver(result);
+      const outcome = await registry.claim(result);
       if (outcome === "delivered") {
         if (result.success) return completeResponse();
         return pageResponse(deniedPage(text(params.error), text(params.error_description)));
@@ -235,18 +237,18 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     }
   }
 
-  function health(): Response {
+  async function health(): Promise<Response> {
     return Response.json({
       status: "ok",
       enabled: settings.enabled,
       coordinator: coordinator(),
-      waiting: router.waiting,
+      waiting: await registry.count(),
     }, { headers: { "cache-control": "no-store", "x-content-type-options": "nosniff" } });
   }
 
   return async (request) => {
     const url = new URL(request.url);
-    if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) return health();
+    if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) return await health();
     if (settings.enabled && url.pathname === settings.callbackPath) return await callback(request, url);
     return new Response("Not found\n", {
       status: 404,

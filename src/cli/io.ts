@@ -1,0 +1,117 @@
+/**
+ * What every command of the CLI shares: where it writes and what it reads
+ * ({@linkcode CliIo}), what it returns ({@linkcode EXIT}), and its shape
+ * ({@linkcode Command}).
+ *
+ * @module
+ */
+
+import type { EnvSource } from "../client/settings.ts";
+
+export type { EnvSource };
+
+/**
+ * Exit codes of the CLI, one meaning each, shared by every command: 0 code
+ * received, 1 callback without a code, 2 bad usage, 3 timeout, 4 relay not
+ * reachable, 5 relay refused or ended the wait.
+ *
+ * @example
+ * ```ts
+ * import { EXIT } from "./io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(EXIT.USAGE, 2);
+ * assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5]);
+ * ```
+ */
+export const EXIT = { CODE: 0, NO_CODE: 1, USAGE: 2, TIMEOUT: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
+
+/**
+ * Where a command writes and what it reads. The real process writes to its
+ * streams and reads its own environment; a test passes arrays and variables.
+ *
+ * @example
+ * ```ts
+ * import type { CliIo } from "./io.ts";
+ * import { main } from "./main.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const stdout: string[] = [];
+ * const stderr: string[] = [];
+ * const io: CliIo = { stdout: (text) => stdout.push(text), stderr: (text) => stderr.push(text), env: {} };
+ * assert.equal(await main(["--help"], io), 0);
+ * assert.match(stdout.join("\n"), /Exit codes/);
+ * assert.deepEqual(stderr, []);
+ * ```
+ */
+export interface CliIo {
+  /** Writes `text` and a newline to standard output: results only, what a script captures. */
+  stdout(text: string): void;
+  /** Writes `text` and a newline to standard error: one line per message for a person. */
+  stderr(text: string): void;
+  /**
+   * The variables to read (`OAUTH_STATE` and the other `OAUTH_*` settings). Default: the
+   * process environment when the program may read it, else none (defaults, never a prompt).
+   */
+  env?: EnvSource;
+}
+
+/**
+ * One subcommand of the CLI: an entry of the table in `main.ts`.
+ *
+ * @example
+ * ```ts
+ * import { type Command, EXIT } from "./io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const hello: Command = {
+ *   summary: "Say hello",
+ *   help: "Says hello on stdout.",
+ *   run(args, io, usage) {
+ *     if (args.includes("--help")) io.stdout(usage);
+ *     else io.stdout("hello");
+ *     return Promise.resolve(EXIT.CODE);
+ *   },
+ * };
+ * const lines: string[] = [];
+ * assert.equal(await hello.run([], { stdout: (text) => lines.push(text), stderr: () => {} }, hello.help), 0);
+ * assert.deepEqual(lines, ["hello"]);
+ * ```
+ */
+export interface Command {
+  /** One line for the list of commands in the top-level `--help`. */
+  summary: string;
+  /** What `--help` shows below the usage line: what the command does, its options, its exit codes. */
+  help: string;
+  /**
+   * Runs the command.
+   *
+   * @param args The arguments after the command's name (all of them for the default command).
+   * @param io Where to write, and the environment.
+   * @param usage The whole text `--help` prints, usage line included.
+   * @returns One of the {@linkcode EXIT} codes.
+   */
+  run(args: string[], io: CliIo, usage: string): Promise<number>;
+}
+
+/**
+ * Reports bad usage in one line on stderr and returns {@linkcode EXIT.USAGE}.
+ *
+ * @param io Where to write.
+ * @param message What is wrong, without a final period.
+ * @returns {@linkcode EXIT.USAGE} (2).
+ *
+ * @example
+ * ```ts
+ * import { usageError } from "./io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const stderr: string[] = [];
+ * assert.equal(usageError({ stdout: () => {}, stderr: (text) => stderr.push(text) }, "--port must be a number"), 2);
+ * assert.deepEqual(stderr, ["oauth-relay: --port must be a number; see --help"]);
+ * ```
+ */
+export function usageError(io: CliIo, message: string): number {
+  io.stderr(`oauth-relay: ${message}; see --help`);
+  return EXIT.USAGE;
+}

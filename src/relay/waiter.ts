@@ -1,0 +1,203 @@
+/**
+ * The waiter lifecycle, the same for every kind of connection: authenticate,
+ * register, expire, deliver, end. A transport (the coordinator's socket
+ * today) only frames messages and hands each client's register message here
+ * through a {@linkcode WaiterLink}.
+ *
+ * @module
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  MAX_TIMER_MS,
+  type OAuthCallbackResult,
+  PROTOCOL_VERSION,
+  type RegisterMessage,
+  type RelayMessage,
+} from "../protocol/mod.ts";
+import { type Logger, quote, redactCode } from "./log.ts";
+import { RegistrationError, type Registry, type Waiter } from "./registry/registry.ts";
+
+/** How a link is closed: after the callback, after an error line the client should read, or because it is gone. */
+export type CloseReason = "delivered" | "ended" | "gone";
+
+/** The connection a waiter talks through, as a transport provides it. */
+export interface WaiterLink {
+  /** Who is at the other end, for log lines. */
+  readonly peer: string;
+  /** Sends one message. Resolves `false` when the client is gone or stopped reading. */
+  send(message: RelayMessage): Promise<boolean>;
+  /** Closes the link; resolves once it is closed. */
+  close(reason: CloseReason): Promise<void>;
+}
+
+/** What every waiter obeys, whatever its transport. */
+export interface WaiterPolicy {
+  registry: Registry;
+  logger: Logger;
+  /** Seconds a registration lasts when the client names no timeout. */
+  defaultTimeout: number;
+  /** Milliseconds a client may take to register after connecting. */
+  registerTimeoutMs: number;
+  /** SHA-256 of the token clients must present ({@linkcode tokenDigest}); none when unset. */
+  tokenDigest?: Uint8Array;
+}
+
+/**
+ * The SHA-256 of a token, kept instead of the token and compared in constant time.
+ *
+ * @param token The shared secret.
+ * @returns Its digest.
+ */
+export function tokenDigest(token: string): Uint8Array {
+  return createHash("sha256").update(token).digest();
+}
+
+/** Compares in constant time: hashing first makes the lengths equal too. */
+function tokenMatches(expected: Uint8Array, presented: string | undefined): boolean {
+  return presented !== undefined && timingSafeEqual(expected, tokenDigest(presented));
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+type Phase = "connected" | "registering" | "registered" | "done";
+
+/** One client, from connection to its one final message. */
+export class ClientWaiter implements Waiter {
+  #state: string | null = null;
+  #phase: Phase = "connected";
+  #registerDeadline: ReturnType<typeof setTimeout> | undefined;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
+  #closed: Promise<void> | undefined;
+  readonly #link: WaiterLink;
+  readonly #policy: WaiterPolicy;
+
+  /**
+   * Starts the clock: a client that does not register within
+   * `policy.registerTimeoutMs` is ended as idle.
+   *
+   * @param link The connection.
+   * @param policy The rules.
+   */
+  constructor(link: WaiterLink, policy: WaiterPolicy) {
+    this.#link = link;
+    this.#policy = policy;
+    this.#registerDeadline = setTimeout(
+      () => this.end(ERROR_CODES.IDLE, "No registration received in time; send a register message first"),
+      policy.registerTimeoutMs,
+    );
+  }
+
+  /** The state it waits for; `null` for the single slot (or before registering). */
+  get state(): string | null {
+    return this.#state;
+  }
+
+  /** Whether the registration is in place (and not yet ended). */
+  get registered(): boolean {
+    return this.#phase === "registered";
+  }
+
+  /** Whether the final message went out (or the client is gone). */
+  get done(): boolean {
+    return this.#phase === "done";
+  }
+
+  /** Authenticates and registers the client; ends it with the reason when refused. */
+  async register(message: RegisterMessage): Promise<void> {
+    if (this.#phase !== "connected") return;
+    this.#phase = "registering";
+    const { registry, logger, tokenDigest } = this.#policy;
+    this.#state = message.state ?? null;
+    if (tokenDigest && !tokenMatches(tokenDigest, message.token)) {
+      logger.warn(
+        `Refused coordinator client from ${this.#link.peer}: ${message.token === undefined ? "no" : "wrong"} token`,
+      );
+      await this.end(
+        ERROR_CODES.UNAUTHORIZED,
+        "The relay requires a valid coordinator token (OAUTH_COORDINATOR_TOKEN)",
+      );
+      return;
+    }
+    try {
+      await registry.register(this);
+    } catch (error) {
+      if (error instanceof RegistrationError) {
+        logger.info(`Refused client for state ${quote(this.#state)}: ${error.message}`);
+        await this.end(error.code, error.message);
+      } else {
+        logger.error(`Cannot register client for state ${quote(this.#state)}: ${describe(error)}`);
+        await this.end(ERROR_CODES.UNAVAILABLE, "The relay cannot take registrations right now; try again shortly");
+      }
+      return;
+    }
+    // The client may have gone, or been superseded or delivered to, while the registry answered.
+    if (this.#phase !== "registering") {
+      if (this.#phase === "done") await registry.release(this);
+      return;
+    }
+    this.#phase = "registered";
+    clearTimeout(this.#registerDeadline);
+    const seconds = message.timeout ?? this.#policy.defaultTimeout;
+    this.#expiry = setTimeout(() => this.#expire(), Math.min(seconds * 1000, MAX_TIMER_MS));
+    logger.info(`Client registered for state: ${quote(this.#state)}`);
+    await this.#link.send({ v: PROTOCOL_VERSION, type: "registered", state: this.#state });
+  }
+
+  #expire(): void {
+    if (this.#phase === "done") return;
+    this.#policy.logger.info(`OAuth callback timeout for state: ${quote(this.#state)}`);
+    this.end(ERROR_CODES.TIMEOUT, "No callback arrived before the timeout");
+  }
+
+  /** Writes the callback to the client and closes. Resolves `true` when it was written. */
+  async deliver(result: OAuthCallbackResult): Promise<boolean> {
+    if (this.#phase === "done") return false;
+    this.#stop();
+    const delivered = await this.#link.send({ v: PROTOCOL_VERSION, type: "callback", result });
+    const { logger } = this.#policy;
+    if (delivered) {
+      logger.info(`OAuth callback delivered to client for state: ${quote(this.#state)}`);
+      if (logger.debugEnabled) logger.debug(`Delivered ${redactCode(result.code)} for state ${quote(this.#state)}`);
+    }
+    this.#closed = this.#link.close(delivered ? "delivered" : "gone");
+    await this.#closed;
+    return delivered;
+  }
+
+  /** Ends the wait without a callback, telling the client why; resolves once the link is closed. */
+  async end(code: ErrorCode, message: string): Promise<void> {
+    if (this.#phase === "done") return this.#closed;
+    const wasRegistered = this.#phase === "registered";
+    this.#stop();
+    if (wasRegistered) await this.#policy.registry.release(this);
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#closed = promise;
+    const sent = await this.#link.send({ v: PROTOCOL_VERSION, type: "error", code, message });
+    await this.#link.close(sent ? "ended" : "gone");
+    resolve();
+  }
+
+  /** The client hung up (or its connection failed): forget it at once. */
+  async gone(): Promise<void> {
+    if (this.#phase === "done") return;
+    const wasRegistered = this.#phase === "registered";
+    this.#stop();
+    if (wasRegistered) {
+      this.#policy.logger.debug(`Client for state ${quote(this.#state)} disconnected before its callback`);
+      await this.#policy.registry.release(this);
+    }
+    this.#closed = this.#link.close("gone");
+    await this.#closed;
+  }
+
+  #stop(): void {
+    this.#phase = "done";
+    clearTimeout(this.#registerDeadline);
+    clearTimeout(this.#expiry);
+  }
+}
