@@ -17,7 +17,21 @@ export {
   OAuthTimeoutError,
 } from "./src/client/errors.ts";
 export { ConfigError, DEFAULT_SETTINGS, type EnvSource, loadSettings, type Settings } from "./src/client/settings.ts";
-export type { OAuthCallbackResult } from "./src/protocol/mod.ts";
+export type {
+  CallbackMessage,
+  CoordinatorAddress,
+  ErrorMessage,
+  OAuthCallbackResult,
+  RegisteredMessage,
+  RelayMessage,
+} from "./src/protocol/mod.ts";
+export {
+  ConnectError,
+  type Registration,
+  type RelayChannel,
+  type Transport,
+} from "./src/client/transport/transport.ts";
+export { type ByteStream, socketTransport } from "./src/client/transport/socket.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");

@@ -8,7 +8,16 @@ import { parseArgs } from "node:util";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../client/errors.ts";
 import { resolveSettings, waitForCode } from "../client/wait.ts";
 import { platform, readableEnv } from "../client/env.ts";
-import { ConfigError, type EnvSource, loadSettings, reader, type Settings } from "../client/settings.ts";
+import {
+  ConfigError,
+  type EnvSource,
+  loadSettings,
+  parsePath,
+  parsePort,
+  parseSeconds,
+  reader,
+  type Settings,
+} from "../client/settings.ts";
 import { type CliIo, type Command, EXIT, usageError } from "./io.ts";
 
 const HELP = `Waits for one OAuth callback at the relay and prints the code on stdout.
@@ -59,35 +68,26 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
     return EXIT.CODE;
   }
 
-  const overrides: Partial<Settings> = {};
-  let timeout: number | undefined;
-  if (values.timeout !== undefined) {
-    timeout = Number(values.timeout);
-    if (!(timeout > 0) || !Number.isFinite(timeout)) {
-      return usageError(io, `--timeout must be a positive number of seconds, got "${values.timeout}"`);
-    }
-  }
   // Arguments are visible to every local user (/proc/*/cmdline); another user's environment is not.
   const env = io.env ?? readableEnv();
   values.state ??= (env && reader(env)("OAUTH_STATE")) || undefined;
   if (values.state === "") return usageError(io, "--state must not be empty");
-  if (values.socket !== undefined) {
-    if (values.socket === "") return usageError(io, "--socket must not be empty");
-    overrides.socketPath = values.socket;
-    overrides.useTcp = false;
-  }
-  if (values.port !== undefined) {
-    const port = Number(values.port);
-    if (!/^\d+$/.test(values.port) || port < 1 || port > 65535) {
-      return usageError(io, `--port must be a port number from 1 to 65535, got "${values.port}"`);
-    }
-    overrides.tcpFallbackPort = port;
-    overrides.useTcp = true;
-  }
-  if (values.tcp) overrides.useTcp = true;
 
+  // Flags are read by the same rules as the variables they stand in for.
+  const overrides: Partial<Settings> = {};
+  let timeout: number | undefined;
   let settings: Settings;
   try {
+    if (values.timeout !== undefined) timeout = parseSeconds("--timeout", values.timeout);
+    if (values.socket !== undefined) {
+      overrides.socketPath = parsePath("--socket", values.socket);
+      overrides.useTcp = false;
+    }
+    if (values.port !== undefined) {
+      overrides.tcpFallbackPort = parsePort("--port", values.port);
+      overrides.useTcp = true;
+    }
+    if (values.tcp) overrides.useTcp = true;
     settings = settingsFrom(io.env, overrides);
   } catch (error) {
     if (error instanceof ConfigError) return usageError(io, error.message);

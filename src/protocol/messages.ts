@@ -42,21 +42,29 @@ export interface RegisterMessage {
 
 /** Relay → client: the registration is in place; the authorization may start. */
 export interface RegisteredMessage {
+  /** Protocol version. */
   v: 1;
+  /** Message type. */
   type: "registered";
+  /** The state registered; `null` for the single slot. */
   state: string | null;
 }
 
 /** Relay → client: the callback arrived. Final. */
 export interface CallbackMessage {
+  /** Protocol version. */
   v: 1;
+  /** Message type. */
   type: "callback";
+  /** What the provider sent. */
   result: OAuthCallbackResult;
 }
 
 /** Relay → client: the registration ended without a callback. Final. */
 export interface ErrorMessage {
+  /** Protocol version. */
   v: 1;
+  /** Message type. */
   type: "error";
   /** Stable reason, one of {@linkcode ERROR_CODES} (see docs/protocol.md); a newer relay may send others. */
   code: ErrorCode | (string & Record<never, never>);

@@ -79,6 +79,8 @@ export interface Transport {
  */
 export class ConnectError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message Why, in a few lower-case words.
    * @param options `cause` keeps the system error.
    */
