@@ -210,3 +210,22 @@ Deno.test("a state another client already waits for exits 5", async () => {
   stop.abort(new Error("test over"));
   await assert.rejects(first.result, /test over/);
 });
+
+Deno.test("--json and the no-code payload escape C1 controls and bidi overrides, and stay valid JSON", async () => {
+  await using relay = await startTestRelay();
+  for (const json of [true, false]) {
+    const state = `bidi-${json}`;
+    const cli = run(["--state", state, "--socket", relay.client.socketPath!, ...(json ? ["--json"] : [])]);
+    await cli.waiting;
+    // U+009B is a one-byte CSI (a terminal command); U+202E reverses the text that follows.
+    const evil = "x\u009b31m\u202eevil";
+    const params = new URLSearchParams({ state, error_description: evil, ...(json ? { code: "C" } : {}) });
+    await body(await relay.callback(params.toString()));
+    await cli.exit;
+    const [line] = cli.stdout;
+    assert.doesNotMatch(line, /[\u0080-\u009f\u202a-\u202e]/, "nothing raw reaches the terminal");
+    assert.match(line, /\\u009b31m\\u202eevil/);
+    const printed = JSON.parse(line);
+    assert.equal(json ? printed.raw.error_description : printed.error_description, evil);
+  }
+});

@@ -24,6 +24,8 @@ Deno.test("extractCallback() finds the code and state", async (t) => {
     ["a custom key", query("access_code=CUSTOM"), ["code", "auth_code", "access_code"], "CUSTOM", null],
     ["the first configured key before later ones", query("authorization_code=B&code=A"), KEYS, "A", null],
     ["an empty code then an alternative", query("code=&authorization_code=ALT"), KEYS, "ALT", null],
+    ["an empty code then a repeated real one", query("code=&code=REAL&state=S"), KEYS, "REAL", "S"],
+    ["an empty string first in a JSON array", { code: ["", "REAL"], state: "S" }, KEYS, "REAL", "S"],
     ["no state at all (single slot)", query("code=X"), KEYS, "X", null],
     ["the same state twice", query("code=X&state=s&state=s"), KEYS, "X", "s"],
   ];

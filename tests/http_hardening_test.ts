@@ -57,6 +57,18 @@ Deno.test("bad callbacks get a clear 4xx page with the security headers, and the
       /not valid UTF-8/,
     ],
     [
+      "percent-encoded invalid UTF-8 in the query",
+      () => fetch(`${url}?code=X%FF&state=victim`),
+      400,
+      /query has malformed percent-encoding or is not valid UTF-8/,
+    ],
+    [
+      "percent-encoded invalid UTF-8 in a form body",
+      () => fetch(url, { method: "POST", headers: form, body: "code=%C3%28&state=victim" }),
+      400,
+      /body has malformed percent-encoding or is not valid UTF-8/,
+    ],
+    [
       "a content type that is neither JSON nor form",
       () => fetch(url, { method: "POST", headers: { "content-type": "text/plain" }, body: "code=X&state=victim" }),
       415,

@@ -115,3 +115,34 @@ export function usageError(io: CliIo, message: string): number {
   io.stderr(`oauth-relay: ${message}; see --help`);
   return EXIT.USAGE;
 }
+
+/**
+ * Characters JSON leaves raw that a terminal acts on or that change how text
+ * reads: DEL and C1 controls (U+009B starts a terminal command), bidi
+ * overrides and isolates, zero-width marks, line and paragraph separators.
+ */
+const UNSAFE_FOR_TERMINAL = /[\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/**
+ * `JSON.stringify(value)` with every character a terminal would act on
+ * escaped as `\uXXXX`, so the output is still valid JSON and still the same value.
+ *
+ * @param value What to print.
+ * @returns One line of JSON that is safe to write to a terminal.
+ *
+ * @example
+ * ```ts
+ * import { terminalJson } from "./io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const line = terminalJson({ error: "evil\u009b31m\u202etxt" });
+ * assert.equal(line, '{"error":"evil\\u009b31m\\u202etxt"}');
+ * assert.deepEqual(JSON.parse(line), { error: "evil\u009b31m\u202etxt" });
+ * ```
+ */
+export function terminalJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    UNSAFE_FOR_TERMINAL,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}

@@ -18,7 +18,7 @@ import {
   reader,
   type Settings,
 } from "../client/settings.ts";
-import { type CliIo, type Command, EXIT, usageError } from "./io.ts";
+import { type CliIo, type Command, EXIT, terminalJson, usageError } from "./io.ts";
 
 const HELP = `Waits for one OAuth callback at the relay and prints the code on stdout.
 
@@ -109,12 +109,12 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
       io.stderr("oauth-relay: the code has characters outside printable ASCII (RFC 6749 VSCHAR); use --json");
       return EXIT.NO_CODE;
     }
-    if (values.json) io.stdout(JSON.stringify(result));
+    if (values.json) io.stdout(terminalJson(result));
     else if (result.success) io.stdout(result.code!);
-    else io.stdout(JSON.stringify(result.raw));
+    else io.stdout(terminalJson(result.raw));
     if (!result.success) {
       const error = typeof result.raw.error === "string" ? `: ${result.raw.error.slice(0, 100)}` : "";
-      io.stderr(`oauth-relay: the callback carried no code${JSON.stringify(error).slice(1, -1)}`);
+      io.stderr(`oauth-relay: the callback carried no code${terminalJson(error).slice(1, -1)}`);
       return EXIT.NO_CODE;
     }
     return EXIT.CODE;

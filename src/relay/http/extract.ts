@@ -29,10 +29,11 @@ export function addParam(params: CallbackParams, key: string, value: unknown): v
   params[key] = list.concat(value);
 }
 
+/** The first non-empty string of a value or list: an empty code is no code, wherever it stands. */
 function firstString(value: unknown): string | null {
-  if (typeof value === "string") return value;
+  if (typeof value === "string") return value || null;
   if (Array.isArray(value)) {
-    for (const item of value) if (typeof item === "string") return item;
+    for (const item of value) if (typeof item === "string" && item !== "") return item;
   }
   return null;
 }
@@ -41,7 +42,7 @@ function firstString(value: unknown): string | null {
  * Extracts the code and the state from callback parameters.
  *
  * Keys are matched case-insensitively; `codeKeys` is tried in order and, for
- * each key, a list value yields its first string. An empty code is no code.
+ * each key, a list value yields its first non-empty string. An empty code is no code.
  *
  * @param params Query and body parameters, merged.
  * @param codeKeys Lower-case parameter names that may hold the code.

@@ -142,6 +142,7 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
     }
     addParam(params, key, value);
   };
+  checkPercentEncoding(url.search.slice(1), "query");
   for (const [key, value] of url.searchParams) add(key, value);
 
   if (request.method !== "POST") return params;
@@ -149,7 +150,9 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
   if (body.length === 0) return params;
   const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   if (type === "application/x-www-form-urlencoded") {
-    for (const [key, value] of new URLSearchParams(decodeText(body))) add(key, value);
+    const text = decodeText(body);
+    checkPercentEncoding(text, "body");
+    for (const [key, value] of new URLSearchParams(text)) add(key, value);
   } else if (type === "application/json" || type.endsWith("+json")) {
     let json: unknown;
     try {
@@ -173,6 +176,19 @@ async function readParams(request: Request, url: URL, limits: HttpLimits): Promi
     );
   }
   return params;
+}
+
+/**
+ * URLSearchParams turns a percent-encoded byte that is not UTF-8 into U+FFFD
+ * without a word; a code or state altered that way must be refused, not delivered.
+ */
+function checkPercentEncoding(text: string, where: "query" | "body"): void {
+  if (!text.includes("%")) return;
+  try {
+    decodeURIComponent(text.replaceAll("+", " "));
+  } catch {
+    throw new RequestProblem(400, `The ${where} has malformed percent-encoding or is not valid UTF-8 once decoded`);
+  }
 }
 
 function text(value: unknown): string | null {
