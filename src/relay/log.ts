@@ -17,7 +17,18 @@ export interface Logger {
   error(message: string): void;
   /** Whether DEBUG lines are written, to skip building them otherwise. */
   readonly debugEnabled: boolean;
+  /**
+   * Logs a line a stranger can repeat at will (an unmatched callback, a wrong
+   * token, a shed connection): the first few of each `kind` per interval,
+   * then one summary line with the count when the interval ends.
+   */
+  limited(level: "info" | "warn" | "error", kind: string, message: string): void;
 }
+
+/** Lines of one kind written per interval before the rest are only counted. */
+export const LOG_BURST = 5;
+/** The interval of {@linkcode Logger.limited}, in milliseconds. */
+export const LOG_INTERVAL_MS = 10_000;
 
 /**
  * Creates a logger that writes lines at or above `level` to `sink`.
@@ -25,19 +36,47 @@ export interface Logger {
  * @param level The lowest level written.
  * @param sink Receives each formatted line; stderr by default.
  */
-export function createLogger(level: LogLevel, sink: (line: string) => void = console.error): Logger {
+export function createLogger(
+  level: LogLevel,
+  sink: (line: string) => void = console.error,
+  options: { burst?: number; intervalMs?: number } = {},
+): Logger {
   const rank = LOG_LEVELS.indexOf(level);
   const at = (name: LogLevel) => {
     if (LOG_LEVELS.indexOf(name) < rank) return () => {};
     const label = name.toUpperCase();
     return (message: string) => sink(`${new Date().toISOString()} ${label} - ${message}`);
   };
+  const write = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+  const burst = options.burst ?? LOG_BURST;
+  const intervalMs = options.intervalMs ?? LOG_INTERVAL_MS;
+  const windows = new Map<string, { written: number; suppressed: number }>();
   return {
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
+    ...write,
     debugEnabled: rank === 0,
+    limited(level, kind, message) {
+      let window = windows.get(kind);
+      if (!window) {
+        window = { written: 0, suppressed: 0 };
+        windows.set(kind, window);
+        const timer = setTimeout(() => {
+          windows.delete(kind);
+          if (window!.suppressed > 0) {
+            write[level](
+              `${window!.suppressed} more ${kind} in the last ${intervalMs / 1000} s (not logged one by one)`,
+            );
+          }
+        }, intervalMs);
+        // A pending summary must not keep the process alive.
+        Deno.unrefTimer(timer as unknown as number);
+      }
+      if (window.written < burst) {
+        window.written++;
+        write[level](message);
+      } else {
+        window.suppressed++;
+      }
+    },
   };
 }
 

@@ -114,7 +114,9 @@ export class ClientWaiter implements Waiter {
     const { registry, logger, tokenDigest } = this.#policy;
     this.#state = message.state ?? null;
     if (tokenDigest && !tokenMatches(tokenDigest, message.token)) {
-      logger.warn(
+      logger.limited(
+        "warn",
+        "coordinator clients refused for their token",
         `Refused coordinator client from ${this.#link.peer}: ${message.token === undefined ? "no" : "wrong"} token`,
       );
       await this.end(
@@ -127,7 +129,11 @@ export class ClientWaiter implements Waiter {
       await registry.register(this);
     } catch (error) {
       if (error instanceof RegistrationError) {
-        logger.info(`Refused client for state ${quote(this.#state)}: ${error.message}`);
+        logger.limited(
+          "info",
+          "refused registrations",
+          `Refused client for state ${quote(this.#state)}: ${error.message}`,
+        );
         await this.end(error.code, error.message);
       } else {
         logger.error(`Cannot register client for state ${quote(this.#state)}: ${describe(error)}`);

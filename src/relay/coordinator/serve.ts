@@ -71,7 +71,6 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
   const maxConnections = options.maxConnections ?? Infinity;
   const finished = (async () => {
     let failures = 0;
-    let refused = 0;
     for (;;) {
       let conn: Deno.Conn;
       try {
@@ -81,13 +80,21 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
         if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) return;
         // Out of file descriptors (EMFILE) or an aborted handshake: the relay must not die of it.
         const wait = Math.min(1000, 100 * 2 ** failures++);
-        logger.error(`Coordinator cannot accept connections: ${error instanceof Error ? error.message : error}`);
+        logger.limited(
+          "error",
+          "failed accepts on the coordinator",
+          `Coordinator cannot accept connections: ${error instanceof Error ? error.message : error}`,
+        );
         await new Promise((resolve) => setTimeout(resolve, wait));
         continue;
       }
       if (connections.size >= maxConnections) {
         // Any local process can open connections; keep descriptors for the callbacks and real clients.
-        if (refused++ % 1000 === 0) logger.warn(`Coordinator refused a connection: ${maxConnections} already open`);
+        logger.limited(
+          "warn",
+          "coordinator connections refused",
+          `Coordinator refused a connection: ${maxConnections} already open`,
+        );
         conn.close();
         continue;
       }

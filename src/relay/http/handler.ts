@@ -226,11 +226,19 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
         return pageResponse(deniedPage(text(params.error), text(params.error_description)));
       }
       if (outcome === "already_delivered") {
-        logger.info(`Replayed callback for already delivered state ${quote(result.state)} - dropping it`);
+        logger.limited(
+          "info",
+          "replayed callbacks",
+          `Replayed callback for already delivered state ${quote(result.state)} - dropping it`,
+        );
         return alreadyCompletedResponse();
       }
       if (settings.logUnmatched) {
-        logger.info(`No client waiting for state ${quote(result.state)} - dropping callback`);
+        logger.limited(
+          "info",
+          "callbacks nobody waited for",
+          `No client waiting for state ${quote(result.state)} - dropping callback`,
+        );
       }
       if (logger.debugEnabled) {
         logger.debug(
@@ -242,7 +250,7 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       return noClientResponse();
     } catch (error) {
       if (error instanceof AmbiguousCallbackError) {
-        logger.info(`Refused callback: ${error.message}`);
+        logger.limited("info", "refused callbacks", `Refused callback: ${error.message}`);
         return pageResponse(badRequestPage(400, error.message));
       }
       if (error instanceof RequestProblem) {
