@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startRelay } from "../src/relay/relay.ts";
+import { waitForCode } from "../src/client/wait.ts";
 import { ListenError } from "../src/relay/coordinator/listen.ts";
 import { loadSettings } from "../src/client/settings.ts";
 import { createLogger } from "../src/relay/log.ts";
@@ -117,6 +118,36 @@ Deno.test("a live relay's socket is never taken over", async () => {
   );
   await body(await live.callback({ code: "STILL_MINE", state: "keep" }));
   assert.equal((await result).code, "STILL_MINE");
+});
+
+Deno.test("of relays started at the same instant on one socket path, exactly one wins", async () => {
+  await using dir = await tempDir();
+  for (let round = 0; round < 5; round++) {
+    const settings = { ...loadSettings({}), socketPath: `${dir.path}/race-${round}.sock` };
+    const starts = await Promise.allSettled(
+      Array.from({ length: 4 }, () => startRelay({ settings, port: 0, logger: createLogger("silent") })),
+    );
+    const running = starts.flatMap((start) => start.status === "fulfilled" ? [start.value] : []);
+    try {
+      assert.equal(running.length, 1, `round ${round}: ${running.length} relays run on one path`);
+      for (const start of starts) {
+        if (start.status === "rejected") assert.match(String(start.reason), /another relay is running there/);
+      }
+      // The winner really owns the path: a client reaches it.
+      const [winner] = running;
+      const registered = Promise.withResolvers<void>();
+      const result = waitForCode({
+        state: `race-${round}`,
+        settings: { socketPath: settings.socketPath, useTcp: false },
+        onRegistered: registered.resolve,
+      });
+      await registered.promise;
+      await body(await fetch(`${winner.url}/oauth/callback?code=WON&state=race-${round}`));
+      assert.equal((await result).code, "WON");
+    } finally {
+      await Promise.all(running.map((relay) => relay.shutdown()));
+    }
+  }
 });
 
 Deno.test("server.ts refuses with one line when another relay holds the socket", async () => {

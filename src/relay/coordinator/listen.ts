@@ -52,6 +52,61 @@ async function isLive(path: string): Promise<boolean> {
  * @throws {ListenError} When a live relay holds the path, the path is not a socket, or binding fails.
  */
 export async function listenUnix(path: string, mode = 0o600): Promise<BoundListener> {
+  // Two relays starting at the same instant would both find the path free and both
+  // rename onto it, orphaning one: checking and taking the path happen under a lock.
+  const lock = await lockPath(path);
+  try {
+    return await takePath(path, mode);
+  } finally {
+    lock.close();
+  }
+}
+
+/** How long a start waits for another relay's start at the same path. */
+const LOCK_TIMEOUT_MS = 5000;
+
+/**
+ * Takes an exclusive lock on `path.lock` (flock). The file stays: removing
+ * it would let a third relay lock a new file while a second holds the old.
+ */
+async function lockPath(path: string): Promise<Deno.FsFile> {
+  const lockFile = `${path}.lock`;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(lockFile, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.PermissionDenied)) throw wrap(path, error);
+    // Another user's lock file: flock works on a read-only descriptor too.
+    file = await Deno.open(lockFile, { read: true }).catch((error) => {
+      throw wrap(path, error);
+    });
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new ListenError(
+            `Cannot listen at ${path}: another relay has been starting there for ${
+              LOCK_TIMEOUT_MS / 1000
+            } seconds (${lockFile} is locked); stop it or set OAUTH_SOCKET_PATH`,
+          ),
+        ),
+      LOCK_TIMEOUT_MS,
+    );
+  });
+  try {
+    await Promise.race([file.lock(true), timedOut]);
+    return file;
+  } catch (error) {
+    file.close();
+    throw error instanceof ListenError ? error : wrap(path, error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function takePath(path: string, mode: number): Promise<BoundListener> {
   try {
     const existing = await Deno.lstat(path);
     if (!existing.isSocket) {
