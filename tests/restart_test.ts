@@ -128,6 +128,39 @@ Deno.test("shutdown finishes a callback that is already in flight before telling
   await stopping;
 });
 
+Deno.test("a body still unfinished when the shutdown grace ends gets 503 and a reload page, not 400", async () => {
+  await using relay = await startTestRelay({ relay: { shutdownGraceMs: 50 } });
+  const { result, registered } = wait(relay, { state: "slow-body" });
+  await registered;
+  let finish!: () => void;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      // Half a body now, the rest only after the grace period.
+      controller.enqueue(new TextEncoder().encode("code=TOO_LATE&"));
+      finish = () => {
+        controller.enqueue(new TextEncoder().encode("state=slow-body"));
+        controller.close();
+      };
+    },
+  });
+  const response = fetch(`${relay.url}/oauth/callback`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: stream,
+  });
+  await relay.logged(/Callback request: POST/);
+  const stopping = relay.relay.shutdown();
+  await relay.logged(/still in flight after 50 ms are answered 503/);
+  finish();
+  const page = await response;
+  assert.equal(page.status, 503, relay.logs.join("\n"));
+  assert.equal(page.headers.get("retry-after"), "5");
+  assert.match(await page.text(), /Reload this page in a moment/);
+  await stopping;
+  // The waiter was told the relay stops (it would reconnect to the next one); cancel it here.
+  result.catch(() => {});
+});
+
 Deno.test("a client that dies is forgotten at once; the next client for its state gets the callback", async () => {
   await using relay = await startTestRelay();
   {

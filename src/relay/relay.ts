@@ -39,6 +39,8 @@ export interface RelayOptions {
   registerTimeoutMs?: number;
   /** Milliseconds a write to a client may take before it counts as gone. */
   writeTimeoutMs?: number;
+  /** Milliseconds shutdown waits for in-flight callbacks before cutting them off (503). Default 5000. */
+  shutdownGraceMs?: number;
 }
 
 /** A running relay. */
@@ -73,6 +75,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     logger,
     coordinator: () => bound?.address ?? null,
     limits: options.limits,
+    stopping: () => stopping !== undefined,
   });
   // Deno's server.shutdown() cuts off request bodies still being read, so the
   // relay counts its in-flight requests and lets them finish first.
@@ -137,7 +140,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       bound?.listener.close();
       if (inFlight > 0) {
         drained = Promise.withResolvers();
-        const grace = setTimeout(drained.resolve, SHUTDOWN_GRACE_MS);
+        const graceMs = options.shutdownGraceMs ?? SHUTDOWN_GRACE_MS;
+        const grace = setTimeout(() => {
+          logger.warn(`Shutdown: ${inFlight} callback(s) still in flight after ${graceMs} ms are answered 503`);
+          drained!.resolve();
+        }, graceMs);
         await drained.promise;
         clearTimeout(grace);
       }

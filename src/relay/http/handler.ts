@@ -18,6 +18,7 @@ import {
   noClientPage,
   pageResponse,
   SECURITY_HEADERS,
+  unavailablePage,
 } from "./pages.ts";
 import type { Registry } from "../registry/registry.ts";
 
@@ -56,11 +57,13 @@ export interface HandlerOptions {
   /** Where the coordinator listens, for `/health`; `null` when the relay is disabled. */
   coordinator: () => CoordinatorAddress | null;
   limits?: Partial<HttpLimits>;
+  /** Whether the relay is stopping: a body cut off by the shutdown then gets 503 "reload", not 400. */
+  stopping?: () => boolean;
 }
 
 /** A callback the relay refuses before routing it; becomes a 4xx page. */
 class RequestProblem extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(readonly status: number, message: string, readonly interrupted = false) {
     super(message);
   }
 }
@@ -70,6 +73,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 const completeResponse = fixedPage(completePage());
 const alreadyCompletedResponse = fixedPage(alreadyCompletedPage());
 const noClientResponse = fixedPage(noClientPage());
+const unavailableResponse = fixedPage(unavailablePage(), { "retry-after": "5" });
 
 async function readBody(request: Request, maxBytes: number, timeoutMs: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");
@@ -93,7 +97,7 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
         chunk = await reader.read();
       } catch {
         // The sender went away mid-body (or sent a broken chunked encoding).
-        throw new RequestProblem(400, "Request body could not be read to the end");
+        throw new RequestProblem(400, "Request body could not be read to the end", true);
       }
       if (late) throw new RequestProblem(408, `Request body not received within ${timeoutMs / 1000} seconds`);
       const { done, value } = chunk;
@@ -252,6 +256,10 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
       if (error instanceof AmbiguousCallbackError) {
         logger.limited("info", "refused callbacks", `Refused callback: ${error.message}`);
         return pageResponse(badRequestPage(400, error.message));
+      }
+      if (error instanceof RequestProblem && error.interrupted && options.stopping?.()) {
+        // The shutdown cut this body off: the person reloads once the relay is back.
+        return unavailableResponse();
       }
       if (error instanceof RequestProblem) {
         logger.debug(`Refused callback (${error.status}): ${error.message.replace(/[^\x20-\x7e]/g, "?")}`);

@@ -97,8 +97,8 @@ export function pageResponse(content: PageContent, headers: Record<string, strin
  * a `Response` checks every header (several microseconds a callback);
  * cloning a built one copies them as they are.
  */
-export function fixedPage(content: PageContent): () => Response {
-  const response = pageResponse(content);
+export function fixedPage(content: PageContent, headers: Record<string, string> = {}): () => Response {
+  const response = pageResponse(content, headers);
   return () => response.clone();
 }
 
@@ -162,5 +162,20 @@ export function badRequestPage(status: number, problem: string): PageContent {
     title: "Bad Request",
     message: "The relay could not accept this callback.",
     details: [["Problem", cut(problem)]],
+  };
+}
+
+/**
+ * The relay cannot take the callback right now (it is restarting, or its
+ * shared registry is unreachable). Not 404: nothing says nobody waits; the
+ * person reloads in a moment and the flow completes.
+ */
+export function unavailablePage(): PageContent {
+  return {
+    status: 503,
+    tone: "neutral",
+    title: "Temporarily Unavailable",
+    message:
+      "The relay is restarting or briefly unavailable. Reload this page in a moment to finish signing in; nothing was lost.",
   };
 }
