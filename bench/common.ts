@@ -6,6 +6,12 @@
  * @module
  */
 
+import { textLines } from "../tests/support/lines.ts";
+import { percentile } from "../tests/support/stats.ts";
+
+// One line reader for the benchmark's children and the stress relay child.
+export { textLines };
+
 /**
  * Milliseconds on the wall clock with sub-millisecond precision. Every
  * process of the benchmark runs on this machine, so a time taken in the load
@@ -44,19 +50,6 @@ export function reply(message: Message): void {
   for (let offset = 0; offset < bytes.length;) offset += Deno.stdout.writeSync(bytes.subarray(offset));
 }
 
-/** The lines of a byte stream, as they complete. */
-export async function* textLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let pending = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    pending += chunk;
-    let end;
-    while ((end = pending.indexOf("\n")) !== -1) {
-      yield pending.slice(0, end);
-      pending = pending.slice(end + 1);
-    }
-  }
-}
-
 /** Reads commands from stdin, one JSON object a line, until the parent closes it. */
 export async function* commands(): AsyncGenerator<Message> {
   for await (const line of textLines(Deno.stdin.readable)) if (line.trim()) yield JSON.parse(line);
@@ -83,15 +76,14 @@ export interface Summary {
   mean: number;
 }
 
-/** p50, p90, p99, min, max and mean of `values` (nearest-rank percentiles). */
+/** p50, p90, p99, min, max and mean of `values` ({@linkcode percentile}: nearest rank). */
 export function summarize(values: number[]): Summary {
   const sorted = [...values].sort((a, b) => a - b);
-  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
   return {
     count: sorted.length,
-    p50: rank(0.5),
-    p90: rank(0.9),
-    p99: rank(0.99),
+    p50: percentile(sorted, 0.5),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
     max: sorted[sorted.length - 1],
     min: sorted[0],
     mean: sorted.reduce((sum, value) => sum + value, 0) / sorted.length,

@@ -1,8 +1,8 @@
 /**
  * Property tests (fast-check) of everything a stranger can feed the relay:
  * the coordinator's line splitter and decoder, callback extraction, and the
- * HTTP handler. The generators live in bench/stress.ts, which runs the same
- * checks over a million frames in `deno task stress`.
+ * HTTP handler. The generators live in tests/support/generators.ts;
+ * `deno task stress` runs the same checks over a million frames.
  *
  * @module
  */
@@ -25,7 +25,7 @@ import {
   TIGHT_LIMITS,
   toRequest,
   validRegisterArb,
-} from "../bench/stress.ts";
+} from "./support/generators.ts";
 import { DEFAULT_SETTINGS, type Settings } from "../src/client/settings.ts";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "../src/relay/http/extract.ts";
 import { createHandler } from "../src/relay/http/handler.ts";
@@ -37,7 +37,7 @@ import {
   type OAuthCallbackResult,
   ProtocolError,
 } from "../src/protocol/mod.ts";
-import { WaiterRegistry } from "../src/relay/registry/memory.ts";
+import { MemoryRegistry } from "../src/relay/registry/memory.ts";
 
 const utf8 = new TextEncoder();
 
@@ -169,8 +169,8 @@ Deno.test("LineSplitter refuses a line past its limit with ProtocolError, never 
 const CODE_KEYS = ["code", "authorization_code", "auth_code"];
 
 function firstString(value: unknown): string | null {
-  if (typeof value === "string") return value;
-  if (Array.isArray(value)) return value.find((item) => typeof item === "string") ?? null;
+  if (typeof value === "string") return value || null;
+  if (Array.isArray(value)) return value.find((item) => typeof item === "string" && item !== "") ?? null;
   return null;
 }
 
@@ -184,7 +184,7 @@ Deno.test("extractCallback() throws only AmbiguousCallbackError and finds the co
         for (const [key, value] of pairs) addParam(params, key, value);
         const entries = Object.entries(params);
 
-        // Documented rule: keys match in any case, codeKeys in order, a list yields its first string,
+        // Documented rule: keys match in any case, codeKeys in order, a list yields its first non-empty string,
         // and an empty string is no code.
         const candidates = codeKeys.flatMap((codeKey) =>
           entries.filter(([key]) => key.toLowerCase() === codeKey).map(([, value]) => firstString(value))
@@ -253,9 +253,9 @@ Deno.test("the HTTP handler delivers a callback to the waiter of its state and t
       fc.string({ minLength: 1, maxLength: 20 }),
       async (state, code) => {
         const delivered: Array<[string | null, OAuthCallbackResult]> = [];
-        const registry = new WaiterRegistry();
+        const registry = new MemoryRegistry();
         for (const waiting of [...REGISTERED_STATES, null]) {
-          registry.add({
+          await registry.register({
             state: waiting,
             deliver: (result) => (delivered.push([waiting, result]), Promise.resolve(true)),
             end: () => Promise.resolve(),
@@ -264,7 +264,7 @@ Deno.test("the HTTP handler delivers a callback to the waiter of its state and t
         const settings: Settings = { ...DEFAULT_SETTINGS };
         const handler = createHandler({
           settings,
-          router: registry,
+          registry,
           logger: createLogger("silent"),
           coordinator: () => null,
         });
@@ -290,8 +290,8 @@ Deno.test("the HTTP handler forwards every query parameter in raw, prototype nam
   await fc.assert(
     fc.asyncProperty(fc.array(fc.tuple(paramKeyArb, fc.string({ maxLength: 6 })), { maxLength: 8 }), async (pairs) => {
       const delivered: OAuthCallbackResult[] = [];
-      const registry = new WaiterRegistry();
-      registry.add({
+      const registry = new MemoryRegistry();
+      await registry.register({
         state: "s1",
         deliver: (result) => (delivered.push(result), Promise.resolve(true)),
         end: () => Promise.resolve(),
@@ -299,7 +299,7 @@ Deno.test("the HTTP handler forwards every query parameter in raw, prototype nam
       const settings: Settings = { ...DEFAULT_SETTINGS };
       const handler = createHandler({
         settings,
-        router: registry,
+        registry,
         logger: createLogger("silent"),
         coordinator: () => null,
       });

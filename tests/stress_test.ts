@@ -1,28 +1,25 @@
 /**
  * The figures of docs/reliability.md, small enough for `deno task test`:
- * the scenarios of bench/stress.ts against an in-process relay.
+ * the scenarios of `deno task stress` (tests/support/scenarios/) against an
+ * in-process relay.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import {
-  connectTo,
-  fuzzFrames,
-  fuzzWire,
-  manyWaiters,
-  missingSecurityHeaders,
-  parallelIdentical,
-  readAll,
-  RelayProcess,
-  slowConnections,
-  type Target,
-} from "../bench/stress.ts";
+import { missingSecurityHeaders } from "./support/generators.ts";
+import { connectTo, readAll, type Target } from "./support/load.ts";
+import { RelayProcess } from "./support/relay_process.ts";
+import { parallelIdentical } from "./support/scenarios/duplicates.ts";
+import { fuzzFrames } from "./support/scenarios/fuzz_frames.ts";
+import { fuzzWire } from "./support/scenarios/fuzz_wire.ts";
+import { slowConnections } from "./support/scenarios/slow.ts";
+import { manyWaiters } from "./support/scenarios/waiters.ts";
 import { waitForCode } from "../src/client/wait.ts";
 import { DEFAULT_SETTINGS } from "../src/client/settings.ts";
 import { createHandler, type HttpLimits } from "../src/relay/http/handler.ts";
 import { createLogger } from "../src/relay/log.ts";
-import { WaiterRegistry } from "../src/relay/registry/memory.ts";
+import { MemoryRegistry } from "../src/relay/registry/memory.ts";
 import { body, startTestRelay, type TestRelay } from "./helpers.ts";
 
 function targetOf(relay: TestRelay): Target {
@@ -31,7 +28,7 @@ function targetOf(relay: TestRelay): Target {
     callbackPath: "/oauth/callback",
     client: relay.client,
     coordinator: relay.relay.coordinator!,
-    waiting: () => Promise.resolve(relay.relay.registry.waiting),
+    waiting: () => relay.relay.registry.count(),
     errors: () => Promise.resolve(relay.logs.filter((line) => / ERROR - /.test(line))),
   };
 }
@@ -170,7 +167,7 @@ Deno.test("a POST body that never finishes is answered 408 at the body deadline 
   const limits: Partial<HttpLimits> = { bodyTimeoutMs: 200 };
   const handler = createHandler({
     settings: { ...DEFAULT_SETTINGS },
-    router: new WaiterRegistry(),
+    registry: new MemoryRegistry(),
     logger: createLogger("silent"),
     coordinator: () => null,
     limits,

@@ -140,7 +140,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
  * const stderr: string[] = [];
  * const io = { stdout: () => {}, stderr: (text: string) => stderr.push(text), env: {} };
  * assert.equal(await waitCommand.run(["--timeout", "soon"], io, waitCommand.help), 2);
- * assert.deepEqual(stderr, ['oauth-relay: --timeout must be a positive number of seconds, got "soon"; see --help']);
+ * assert.deepEqual(stderr, ['oauth-relay: --timeout must be a positive number of seconds, at most 2147483, got "soon"; see --help']);
  * ```
  */
 export const waitCommand: Command = {

@@ -1,0 +1,190 @@
+/**
+ * The scripts in examples/ run against a real relay and get what
+ * docs/protocol.md says. They need bash and curl, and for the Unix socket
+ * socat or OpenBSD netcat (`nc -U`); CI installs socat. Each script is run with
+ * every one of the two that is installed.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { body, startTestRelay, wait } from "./helpers.ts";
+
+const EXAMPLES = new URL("../examples/", import.meta.url).pathname;
+
+async function succeeds(script: string): Promise<boolean> {
+  const command = new Deno.Command("bash", { args: ["-c", script], stdin: "null", stdout: "null", stderr: "null" });
+  return await command.output().then((output) => output.success, () => false);
+}
+
+const HAS_CURL = await succeeds("command -v curl");
+const CONNECTORS: string[] = [];
+if (await succeeds("command -v socat")) CONNECTORS.push("socat");
+// Only OpenBSD netcat has -U; the traditional one rejects it.
+if (await succeeds("command -v nc && nc -h 2>&1 | grep -q -- '-U'")) CONNECTORS.push("nc");
+
+// CI installs socat and must run these. Elsewhere, a machine without the tools skips them with a notice.
+const SKIP = !Deno.env.get("CI") && (!HAS_CURL || CONNECTORS.length === 0);
+if (SKIP) {
+  console.warn("Skipping the examples/ scripts: they need curl and socat (apt-get install curl socat)");
+}
+// Under CI a missing tool fails the tests below instead of hiding them.
+if (CONNECTORS.length === 0) CONNECTORS.push("socat");
+
+interface ScriptRun {
+  code: number;
+  /** What the relay sent: stdout, one JSON object per line. */
+  lines: Array<Record<string, unknown>>;
+  /** The narration and any error. */
+  stderr: string;
+}
+
+/** Runs `examples/<script>` with bash, with only `env` (and PATH) in its environment. */
+async function run(script: string, env: Record<string, string>): Promise<ScriptRun> {
+  const output = await new Deno.Command("bash", {
+    args: [`${EXAMPLES}${script}`],
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  const stdout = decoder.decode(output.stdout);
+  const stderr = decoder.decode(output.stderr);
+  const lines = stdout.split("\n").filter(Boolean).map((line) => {
+    try {
+      return JSON.parse(line);
+    } catch {
+      assert.fail(`${script} printed a line that is not JSON: ${line}\n${stderr}`);
+    }
+  });
+  return { code: output.code, lines, stderr };
+}
+
+/** The `type`, or for an error its `code`, of each line: a transcript at a glance. */
+function kinds(lines: Array<Record<string, unknown>>): unknown[] {
+  return lines.map((line) => line.type === "error" ? `error ${line.code}` : line.type);
+}
+
+for (const tool of CONNECTORS) {
+  Deno.test({
+    name: `register_unix.sh (${tool}) gets the code once the callback arrives, then a 404 replay and state_used`,
+    ignore: SKIP,
+    async fn() {
+      await using relay = await startTestRelay();
+      const run1 = await run("register_unix.sh", {
+        CONNECT_WITH: tool,
+        OAUTH_SOCKET_PATH: relay.client.socketPath!,
+        RELAY_URL: relay.url,
+        STATE: "example-unix-1",
+        CODE: "SplxlOBeZQQYbYS6WxSbIA",
+      });
+      assert.equal(run1.code, 0, run1.stderr);
+      assert.deepEqual(kinds(run1.lines), ["registered", "callback", "error state_used"]);
+      assert.deepEqual(run1.lines[0], { v: 1, type: "registered", state: "example-unix-1" });
+      assert.deepEqual(run1.lines[1].result, {
+        success: true,
+        code: "SplxlOBeZQQYbYS6WxSbIA",
+        state: "example-unix-1",
+        raw: { code: "SplxlOBeZQQYbYS6WxSbIA", state: "example-unix-1" },
+      });
+      assert.match(run1.stderr, /→ HTTP 200\n[^]*→ HTTP 404\n/);
+      await relay.logged(/Replayed callback for already delivered state 'example-unix-1'/);
+      const health = await (await fetch(`${relay.url}/health`)).json();
+      assert.equal(health.waiting, 0, "nobody is left waiting");
+    },
+  });
+
+  Deno.test({
+    name: `errors.sh (${tool}) gets one error line with the documented code for each bad first line`,
+    ignore: SKIP,
+    async fn() {
+      await using relay = await startTestRelay();
+      const bystander = wait(relay, { state: "bystander" });
+      await bystander.registered;
+      const { code, lines, stderr } = await run("errors.sh", {
+        CONNECT_WITH: tool,
+        OAUTH_SOCKET_PATH: relay.client.socketPath!,
+      });
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(kinds(lines), [
+        "error protocol", // not JSON
+        "error protocol", // not an object
+        "error protocol", // unknown type
+        "error unsupported_version", // v 2
+        "error unsupported_version", // no v
+        "error protocol", // empty state
+        "error protocol", // timeout as a string
+        "registered",
+        "error timeout",
+      ]);
+      for (const line of lines) assert.equal(line.v, 1);
+      // The relay kept serving the client that was already waiting.
+      await body(await relay.callback({ code: "STILL_FINE", state: "bystander" }));
+      assert.equal((await bystander.result).code, "STILL_FINE");
+    },
+  });
+}
+
+Deno.test({
+  name: "register_tcp_token.sh is refused without the token, and with it gets the code and the provider's iss",
+  ignore: SKIP,
+  async fn() {
+    const token = "example-token-0123456789abcdef";
+    await using relay = await startTestRelay({ mode: "tcp", settings: { token } });
+    const { code, lines, stderr } = await run("register_tcp_token.sh", {
+      OAUTH_TCP_HOST: "127.0.0.1",
+      OAUTH_TCP_FALLBACK_PORT: String(relay.client.tcpFallbackPort),
+      OAUTH_COORDINATOR_TOKEN: token,
+      RELAY_URL: relay.url,
+      STATE: "example-tcp-1",
+      CODE: "tcp-code-123",
+    });
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(kinds(lines), ["error unauthorized", "registered", "callback"]);
+    assert.deepEqual(lines[2].result, {
+      success: true,
+      code: "tcp-code-123",
+      state: "example-tcp-1",
+      raw: { code: "tcp-code-123", state: "example-tcp-1", iss: "https://provider.example" },
+    });
+    await relay.logged(/WARN - Refused coordinator client from 127\.0\.0\.1:\d+: no token/);
+    assert.ok(!stderr.includes(token), "the script does not print the token");
+  },
+});
+
+Deno.test({
+  name: "an example exits 1 with a clear line when no relay listens",
+  ignore: SKIP,
+  async fn(t) {
+    await using relay = await startTestRelay();
+    await t.step("on the Unix socket", async () => {
+      const { code, lines, stderr } = await run("register_unix.sh", {
+        OAUTH_SOCKET_PATH: `${relay.dir}/nobody.sock`,
+        RELAY_URL: relay.url,
+      });
+      assert.equal(code, 1);
+      assert.deepEqual(lines, []);
+      assert.match(stderr, /register_unix\.sh: no socket at .*nobody\.sock: is the relay running/);
+    });
+    await t.step("on TCP", async () => {
+      const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = closed.addr.port;
+      closed.close();
+      const { code, lines, stderr } = await run("register_tcp_token.sh", {
+        OAUTH_TCP_FALLBACK_PORT: String(port),
+        OAUTH_COORDINATOR_TOKEN: "example-token-0123456789abcdef",
+        RELAY_URL: relay.url,
+      });
+      assert.equal(code, 1);
+      assert.deepEqual(lines, []);
+      assert.match(stderr, new RegExp(`register_tcp_token\\.sh: cannot connect to 127\\.0\\.0\\.1:${port}`));
+    });
+    await t.step("without a token to present", async () => {
+      const { code, stderr } = await run("register_tcp_token.sh", { RELAY_URL: relay.url });
+      assert.equal(code, 1);
+      assert.match(stderr, /set OAUTH_COORDINATOR_TOKEN/);
+    });
+  },
+});
