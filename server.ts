@@ -36,6 +36,8 @@ try {
     logger,
     socketMode: config.socketMode,
     maxWaiters: config.maxWaiters,
+    maxTimeout: config.maxTimeout,
+    singleSlot: config.singleSlot,
     limits: { maxBodyBytes: config.maxBodyBytes },
   });
 

@@ -25,7 +25,7 @@ class ScriptedTransport implements Transport {
   constructor(readonly scripts: Script[]) {}
   open(_address: unknown, registration: Registration): Promise<RelayChannel> {
     const script = this.scripts.shift() ?? "unreachable";
-    if (script === "unreachable") return Promise.reject(new ConnectError("connection refused"));
+    if (script === "unreachable") return Promise.reject(new ConnectError("connection refused", { absent: true }));
     this.registrations.push(registration);
     const hang = Promise.withResolvers<null>();
     return Promise.resolve({
@@ -117,8 +117,16 @@ Deno.test("waitForCode() rejects with the signal's reason when cancelled, and cl
   assert.ok(transport.closed > 0, "the channel was closed");
 });
 
-Deno.test("waitForCode() treats a connection that closes before registering as a setup problem", async () => {
-  const transport = new ScriptedTransport([[null]]);
+Deno.test("waitForCode() retries a relay that drops it before registering, busy or silent", async () => {
+  const transport = new ScriptedTransport([[error("busy")], [null], [error("busy")], [registered("s"), callback("s")]]);
+  let announced = 0;
+  assert.equal((await waitForCode({ state: "s", transport, onRegistered: () => announced++ })).code, "c0de");
+  assert.equal(announced, 1);
+  assert.equal(transport.registrations.length, 4);
+});
+
+Deno.test("waitForCode() treats a relay that keeps closing before registering as a setup problem", async () => {
+  const transport = new ScriptedTransport(Array.from({ length: 8 }, () => [null]));
   await assert.rejects(waitForCode({ state: "s", transport }), (e: unknown) => {
     assert.ok(e instanceof OAuthConnectionError);
     assert.match(e.message, /closed the connection before registering/);

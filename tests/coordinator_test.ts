@@ -183,6 +183,35 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
   assert.equal((await result).code, "AUTHORIZED");
 });
 
+Deno.test("silent connections cannot lock out a client: the oldest make room, and are told busy", async () => {
+  const token = "a-long-shared-secret-0123456789";
+  await using relay = await startTestRelay({
+    mode: "tcp",
+    settings: { token },
+    relay: { maxWaiters: 20, maxPending: 16 },
+  });
+  // Far more silent connections than the relay holds for clients that have not registered.
+  const silent: Deno.Conn[] = [];
+  for (let i = 0; i < 200; i++) {
+    silent.push(await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! }));
+  }
+  try {
+    const { result, registered } = wait(relay, { state: "real", settings: { token } });
+    await registered;
+    await body(await relay.callback({ code: "STILL_SERVED", state: "real" }));
+    assert.equal((await result).code, "STILL_SERVED");
+    // The oldest silent connection was dropped with a reason it can act on.
+    const first = JSON.parse((await new Response(silent[0].readable).text()).trim());
+    assert.equal(first.code, "busy");
+  } finally {
+    for (const conn of silent) {
+      try {
+        conn.close();
+      } catch { /* closed by the relay, or read to the end */ }
+    }
+  }
+});
+
 Deno.test("null means absent for every optional register field", async () => {
   await using relay = await startTestRelay();
   const conn = await Deno.connect({ transport: "unix", path: relay.client.socketPath! });

@@ -82,7 +82,7 @@ for (const tool of CONNECTORS) {
       });
       assert.equal(run1.code, 0, run1.stderr);
       assert.deepEqual(kinds(run1.lines), ["registered", "callback", "error state_used"]);
-      assert.deepEqual(run1.lines[0], { v: 1, type: "registered", state: "example-unix-1" });
+      assert.deepEqual(run1.lines[0], { v: 1, type: "registered", state: "example-unix-1", timeout: 120 });
       assert.deepEqual(run1.lines[1].result, {
         success: true,
         code: "SplxlOBeZQQYbYS6WxSbIA",

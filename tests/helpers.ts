@@ -110,9 +110,9 @@ export function wait(relay: TestRelay, options: WaitForCodeOptions = {}): Pendin
   const result = waitForCode({
     ...options,
     settings: { ...relay.client, ...options.settings },
-    onRegistered: () => {
+    onRegistered: (info) => {
       resolve();
-      options.onRegistered?.();
+      options.onRegistered?.(info);
     },
   });
   result.catch(reject);

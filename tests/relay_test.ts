@@ -285,3 +285,24 @@ Deno.test("a disabled relay serves no callback route and no coordinator, and hea
   assert.deepEqual(health, { status: "ok", enabled: false, coordinator: null, waiting: 0 });
   await assert.rejects(Deno.lstat(relay.client.socketPath!), Deno.errors.NotFound);
 });
+
+Deno.test("a relay with single-slot mode off refuses a stateless waiter with single_slot_disabled", async () => {
+  await using relay = await startTestRelay({ relay: { singleSlot: false } });
+  await assert.rejects(wait(relay).result, (error: unknown) => {
+    assert.ok(error instanceof OAuthRelayError);
+    assert.equal(error.code, "single_slot_disabled");
+    return true;
+  });
+  const stateless = await relay.callback({ code: "NO_STATE" });
+  assert.equal(stateless.status, 404);
+  await body(stateless);
+});
+
+Deno.test("the relay caps a registration at its maximum and the client learns it", async () => {
+  await using relay = await startTestRelay({ relay: { maxTimeout: 1 } });
+  let info: { timeout?: number; capped: boolean } | undefined;
+  const { result, registered } = wait(relay, { state: "capped", timeout: 600, onRegistered: (i) => info = i });
+  await registered;
+  assert.deepEqual(info, { timeout: 1, capped: true });
+  await assert.rejects(result, OAuthTimeoutError);
+});

@@ -16,7 +16,7 @@ function waiters(socket: string, states: string[], timeout = 30) {
       state,
       timeout,
       settings: { socketPath: socket, useTcp: false },
-      onRegistered: registrations[i].resolve,
+      onRegistered: () => registrations[i].resolve(),
     })
   );
   return { results, registered: Promise.all(registrations.map((r) => r.promise)) };
@@ -79,7 +79,7 @@ Deno.test("a registered waiter rejects with OAuthConnectionError when the relay 
   await relay[Symbol.asyncDispose]();
   await assert.rejects(result, (error: unknown) => {
     assert.ok(error instanceof OAuthConnectionError);
-    assert.match(error.message, /went away and did not come back within 1 seconds/);
+    assert.match(error.message, /went away and did not come back within 1 second;/);
     return true;
   });
 });
@@ -93,7 +93,7 @@ Deno.test("shutdown sends waiting clients a shutdown message before closing", as
   await relay.relay.shutdown();
   const lines = (await reading).trim().split("\n").map((line) => JSON.parse(line));
   assert.deepEqual(lines, [
-    { v: 1, type: "registered", state: "raw" },
+    { v: 1, type: "registered", state: "raw", timeout: 30 },
     { v: 1, type: "error", code: "shutdown", message: "The relay is shutting down" },
   ]);
 });

@@ -3,6 +3,7 @@ import { startRelay } from "../src/relay/relay.ts";
 import { waitForCode } from "../src/client/wait.ts";
 import { ListenError } from "../src/relay/coordinator/listen.ts";
 import { loadSettings } from "../src/client/settings.ts";
+import { loadServerConfig } from "../src/relay/config.ts";
 import { createLogger } from "../src/relay/log.ts";
 import { body, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
 
@@ -139,7 +140,7 @@ Deno.test("of relays started at the same instant on one socket path, exactly one
       const result = waitForCode({
         state: `race-${round}`,
         settings: { socketPath: settings.socketPath, useTcp: false },
-        onRegistered: registered.resolve,
+        onRegistered: () => registered.resolve(),
       });
       await registered.promise;
       await body(await fetch(`${winner.url}/oauth/callback?code=WON&state=race-${round}`));
@@ -191,4 +192,17 @@ Deno.test("a relay whose HTTP port is taken fails before it touches the socket p
     taken.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("loadServerConfig() reads OAUTH_MAX_TIMEOUT and OAUTH_SINGLE_SLOT, with their defaults", () => {
+  assert.deepEqual(
+    [loadServerConfig({}).maxTimeout, loadServerConfig({}).singleSlot],
+    [3600, true],
+  );
+  const config = loadServerConfig({ OAUTH_MAX_TIMEOUT: "60", OAUTH_SINGLE_SLOT: "false" });
+  assert.deepEqual([config.maxTimeout, config.singleSlot], [60, false]);
+  assert.throws(
+    () => loadServerConfig({ OAUTH_MAX_TIMEOUT: "forever" }),
+    /OAUTH_MAX_TIMEOUT must be a positive number/,
+  );
 });

@@ -148,7 +148,12 @@ Deno.test({
       } catch { /* closed by readAll */ }
     }
     const { promise: registered, resolve } = Promise.withResolvers<void>();
-    const result = waitForCode({ state: "after-flood", timeout: 10, settings: relay.client, onRegistered: resolve });
+    const result = waitForCode({
+      state: "after-flood",
+      timeout: 10,
+      settings: relay.client,
+      onRegistered: () => resolve(),
+    });
     const first = await Promise.race([
       registered.then(() => "registered"),
       result.then(() => "delivered", (error: Error) => `wait failed: ${error.message}`),

@@ -143,3 +143,23 @@ Deno.test("a callback that cannot be written counts as not delivered, and the st
   await new ClientWaiter(new RecordingLink(), rules).register(register("s1"));
   assert.equal(await rules.registry.count(), 1);
 });
+
+Deno.test("a registration longer than the relay's maximum is clamped, and the client is told", async () => {
+  const rules = policy({ maxTimeout: 0.05 });
+  const link = new RecordingLink();
+  await new ClientWaiter(link, rules).register(register("s1", { timeout: 24 * 3600 }));
+  assert.deepEqual(link.sent[0], { v: 1, type: "registered", state: "s1", timeout: 0.05 });
+  assert.equal(await link.closed, "ended");
+  assert.deepEqual(link.types(), ["registered", "error:timeout"]);
+});
+
+Deno.test("with single-slot mode off, a waiter without a state is refused with its own code", async () => {
+  const rules = policy({ singleSlot: false });
+  const link = new RecordingLink();
+  await new ClientWaiter(link, rules).register(register(null));
+  assert.deepEqual(link.types(), ["error:single_slot_disabled"]);
+  assert.equal(await rules.registry.count(), 0);
+  const keyed = new RecordingLink();
+  await new ClientWaiter(keyed, rules).register(register("s1"));
+  assert.deepEqual(keyed.types(), ["registered"]);
+});

@@ -99,10 +99,12 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
       state: values.state,
       timeout,
       settings,
-      onRegistered: () =>
+      onRegistered: ({ timeout: granted, capped }) => {
         io.stderr(
           `oauth-relay: waiting for the callback${values.state === undefined ? " (single-slot mode)" : ""}`,
-        ),
+        );
+        if (capped) io.stderr(`oauth-relay: the relay holds a wait for at most ${granted} seconds`);
+      },
     });
     // RFC 6749 Appendix A: a code is printable ASCII. Anything else is not written raw to a terminal.
     if (result.success && !values.json && !/^[\x20-\x7e]+$/.test(result.code!)) {

@@ -9,9 +9,17 @@ import { platform, readableEnv } from "./env.ts";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
 import { coordinatorAddress, DEFAULT_SETTINGS, formatAddress, loadSettings, type Settings } from "./settings.ts";
 import { defaultTransport } from "./transport/default.ts";
-import type { RelayChannel, Transport } from "./transport/transport.ts";
+import { ConnectError, type RelayChannel, type Transport } from "./transport/transport.ts";
 
 export { MAX_TIMEOUT_SECONDS };
+
+/** What {@linkcode WaitForCodeOptions.onRegistered} learns about the registration. */
+export interface RegisteredInfo {
+  /** Seconds the relay holds the registration, when it says. */
+  timeout?: number;
+  /** `true` when the relay holds it for less time than this client asked (`OAUTH_MAX_TIMEOUT`). */
+  capped: boolean;
+}
 
 /** Options of {@linkcode waitForCode}. */
 export interface WaitForCodeOptions {
@@ -23,8 +31,12 @@ export interface WaitForCodeOptions {
   signal?: AbortSignal;
   /** Overrides; the rest come from `OAUTH_*` variables when readable, else defaults. */
   settings?: Partial<Settings>;
-  /** Called once the relay holds the registration: the moment to show the authorize link. */
-  onRegistered?: () => void;
+  /**
+   * Called once the relay holds the registration: the moment to show the
+   * authorize link. `info.timeout` is how long the relay holds it, in seconds
+   * (less than asked when the relay caps registrations).
+   */
+  onRegistered?: (info: RegisteredInfo) => void;
   /** How to reach the relay. Default: the socket transport of this runtime. */
   transport?: Transport;
 }
@@ -73,6 +85,21 @@ function relayError(code: string, message: string, where: string): OAuthRelayErr
   return new OAuthRelayError(code, text);
 }
 
+/** Closes without a word before registering that a client retries (with backoff, about 5 s in all). */
+const MAX_SILENT_CLOSES = 7;
+
+/** The one-line error for a relay that cannot be reached, saying what to check. */
+function cannotConnect(where: string, error: unknown): OAuthConnectionError {
+  const why = error instanceof Error ? error.message : String(error);
+  const absent = error instanceof ConnectError && error.absent;
+  // Without --allow-env, OAUTH_SOCKET_PATH and friends were never read: say so, it is the likely cause.
+  const envHint = readableEnv() ? "" : " (OAUTH_* variables were not read: run with --allow-env to use them)";
+  return new OAuthConnectionError(
+    `Cannot connect to relay at ${where}: ${why}${absent ? "; is the relay running?" : ""}${envHint}`,
+    { cause: error },
+  );
+}
+
 /** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
 function delay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -96,7 +123,7 @@ function backoff(n: number): number {
 /** What one connection to the relay ended with. */
 type Session =
   | { kind: "result"; result: OAuthCallbackResult }
-  | { kind: "lost"; registered: boolean; cause?: unknown };
+  | { kind: "lost"; registered: boolean; cause?: unknown; retry?: boolean };
 
 /**
  * Waits for the OAuth callback that carries `options.state` (or, without a
@@ -148,19 +175,21 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
   const state = options.state ?? null;
   const deadlineAt = Date.now() + timeout * 1000;
 
-  let connected = false;
+  /** Registered once, and the relay has not taken the registration back since: it went away. */
+  let lost = false;
+  const seconds = `${timeout} second${timeout === 1 ? "" : "s"}`;
   const deadline = new AbortController();
   const timer = setTimeout(() => {
     // A relay that went away and did not come back is a connection problem, not a slow person.
     deadline.abort(
-      connected
-        ? new OAuthTimeoutError(
+      lost
+        ? new OAuthConnectionError(
+          `Relay at ${where} went away and did not come back within ${seconds}; check that it is running`,
+        )
+        : new OAuthTimeoutError(
           `No callback${
             state === null ? "" : " for this state"
-          } within ${timeout} seconds (relay at ${where}); start again or raise the timeout`,
-        )
-        : new OAuthConnectionError(
-          `Relay at ${where} went away and did not come back within ${timeout} seconds; check that it is running`,
+          } within ${seconds} (relay at ${where}); start again or raise the timeout`,
         ),
     );
   }, timeout * 1000);
@@ -172,13 +201,15 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
   signal.addEventListener("abort", onAbort, { once: true });
 
   /** One registration: read until the callback, an error, or the channel ends. */
-  const session = async (open: RelayChannel, announce: boolean): Promise<Session> => {
+  const session = async (open: RelayChannel, asked: number, announce: boolean): Promise<Session> => {
     let registered = false;
     try {
       for (let message; (message = await open.read()) !== null;) {
         if (message.type === "registered") {
           registered = true;
-          if (announce) options.onRegistered?.();
+          lost = false;
+          const granted = message.timeout;
+          if (announce) options.onRegistered?.({ timeout: granted, capped: granted !== undefined && granted < asked });
         } else if (message.type === "callback") {
           // Never hand over a code meant for another flow, whatever answered on the socket.
           if (message.result.state !== state) throw new ProtocolError("Callback for another state");
@@ -186,6 +217,9 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
         } else if (message.code === ERROR_CODES.SHUTDOWN) {
           // The relay is restarting (deploy): wait for the next one.
           return { kind: "lost", registered };
+        } else if (message.code === ERROR_CODES.BUSY) {
+          // Dropped to make room during a flood of silent connections: try again.
+          return { kind: "lost", registered, retry: true };
         } else {
           throw relayError(message.code, message.message, where);
         }
@@ -206,29 +240,29 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
   try {
     signal.throwIfAborted();
     let everRegistered = false;
+    let silentCloses = 0;
     for (let attempt = 0;; attempt++) {
+      const remaining = Math.max(0.001, (deadlineAt - Date.now()) / 1000);
       try {
-        const remaining = Math.max(0.001, (deadlineAt - Date.now()) / 1000);
         channel = await transport.open(address, { state, timeout: remaining, token: settings.token });
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         // Unreachable at the start is a setup problem: say so now rather than after the timeout.
-        if (!everRegistered) {
-          const why = error instanceof Error ? error.message : String(error);
-          throw new OAuthConnectionError(`Cannot connect to relay at ${where}: ${why}; is the relay running?`, {
-            cause: error,
-          });
-        }
+        if (!everRegistered) throw cannotConnect(where, error);
         await delay(backoff(attempt), signal);
         continue;
       }
       if (signal.aborted) throw signal.reason;
-      connected = true;
-      const outcome = await session(channel, !everRegistered);
+      const outcome = await session(channel, remaining, !everRegistered);
       channel.close();
-      connected = false;
       if (outcome.kind === "result") return outcome.result;
       if (signal.aborted) throw signal.reason;
+      // Dropped before registering (the relay makes room during a flood of silent connections): try again,
+      // a few times when it closed without a word, until the deadline when it said "busy".
+      if (!outcome.registered && (outcome.retry || (!everRegistered && silentCloses++ < MAX_SILENT_CLOSES))) {
+        await delay(backoff(attempt), signal);
+        continue;
+      }
       if (!everRegistered && !outcome.registered) {
         throw new OAuthConnectionError(
           `Relay at ${where} closed the connection before registering this client; check the relay's log`,
@@ -236,6 +270,7 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
         );
       }
       everRegistered = true;
+      lost = true;
       if (outcome.registered) attempt = -1; // A fresh drop starts the backoff again.
       await delay(backoff(Math.max(0, attempt)), signal);
     }

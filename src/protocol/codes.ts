@@ -44,6 +44,10 @@ export const ERROR_CODES = {
   SHUTDOWN: "shutdown",
   /** The relay cannot take registrations right now (its registry is unreachable); try again shortly. */
   UNAVAILABLE: "unavailable",
+  /** The relay dropped this connection to make room: too many connections had not registered yet. Retry. */
+  BUSY: "busy",
+  /** The relay does not accept waiters without a state (`OAUTH_SINGLE_SLOT=false`). */
+  SINGLE_SLOT_DISABLED: "single_slot_disabled",
 } as const;
 
 /** One of the values of {@linkcode ERROR_CODES}. */

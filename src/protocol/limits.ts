@@ -30,8 +30,15 @@ export const MAX_BODY_BYTES_LIMIT = 256 * 1024;
 /** Default most clients waiting at once (`OAUTH_MAX_WAITERS`). */
 export const DEFAULT_MAX_WAITERS = 10_000;
 
-/** Milliseconds a coordinator connection may stay silent before it registers. */
-export const REGISTER_TIMEOUT_MS = 10_000;
+/**
+ * Milliseconds a coordinator connection may stay silent before it registers.
+ * A client registers as soon as it connects, so this is short: silent
+ * connections are what a flood is made of.
+ */
+export const REGISTER_TIMEOUT_MS = 3_000;
+
+/** Default longest registration, in seconds (`OAUTH_MAX_TIMEOUT`); longer requests are clamped. */
+export const DEFAULT_MAX_TIMEOUT_SECONDS = 3600;
 
 /** `setTimeout` takes a signed 32-bit number of milliseconds; longer delays fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -48,6 +48,8 @@ export interface RegisteredMessage {
   type: "registered";
   /** The state registered; `null` for the single slot. */
   state: string | null;
+  /** Seconds the relay holds the registration: the client's request, or less when the relay caps it. */
+  timeout?: number;
 }
 
 /** Relay → client: the callback arrived. Final. */

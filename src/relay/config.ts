@@ -9,14 +9,21 @@ import {
   ConfigError,
   type EnvSource,
   isLoopback,
+  parseBoolean,
   parseCount,
   parseHost,
   parsePort,
+  parseSeconds,
   reader,
   type Settings,
   shown,
 } from "../client/settings.ts";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAITERS, MAX_BODY_BYTES_LIMIT } from "../protocol/limits.ts";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_TIMEOUT_SECONDS,
+  DEFAULT_MAX_WAITERS,
+  MAX_BODY_BYTES_LIMIT,
+} from "../protocol/limits.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** Settings only the relay process reads: its HTTP listener, log level and limits. */
@@ -33,6 +40,10 @@ export interface ServerConfig {
   port: number;
   /** `OAUTH_LOG_LEVEL`: debug, info, warn, error or silent. Default `info`. */
   logLevel: LogLevel;
+  /** `OAUTH_MAX_TIMEOUT`: longest registration in seconds; longer requests are clamped. Default 3600. */
+  maxTimeout: number;
+  /** `OAUTH_SINGLE_SLOT`: accept waiters without a state (single-slot mode). Default `true`. */
+  singleSlot: boolean;
 }
 
 /** The defaults of {@linkcode ServerConfig}. */
@@ -43,6 +54,8 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   hostname: "127.0.0.1",
   port: 8000,
   logLevel: "info",
+  maxTimeout: DEFAULT_MAX_TIMEOUT_SECONDS,
+  singleSlot: true,
 });
 
 function parseLogLevel(name: string, value: string): LogLevel {
@@ -69,6 +82,8 @@ const SERVER_TABLE: {
   maxBodyBytes: ["OAUTH_MAX_BODY_BYTES", (name, raw) => parseCount(name, raw, MAX_BODY_BYTES_LIMIT)],
   maxWaiters: ["OAUTH_MAX_WAITERS", (name, raw) => parseCount(name, raw)],
   socketMode: ["OAUTH_SOCKET_MODE", parseSocketMode],
+  maxTimeout: ["OAUTH_MAX_TIMEOUT", parseSeconds],
+  singleSlot: ["OAUTH_SINGLE_SLOT", parseBoolean],
 };
 
 /**

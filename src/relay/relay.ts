@@ -8,7 +8,7 @@
 import { type CoordinatorAddress, formatAddress, type Settings } from "../client/settings.ts";
 import { checkRelaySettings } from "./config.ts";
 import { DEFAULT_MAX_WAITERS, ERROR_CODES } from "../protocol/mod.ts";
-import { type Coordinator, serveCoordinator } from "./coordinator/serve.ts";
+import { type Coordinator, DEFAULT_MAX_PENDING, serveCoordinator } from "./coordinator/serve.ts";
 import { createHandler, type HttpLimits } from "./http/handler.ts";
 import { type BoundListener, listenTcp, listenUnix } from "./coordinator/listen.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -39,6 +39,12 @@ export interface RelayOptions {
   registerTimeoutMs?: number;
   /** Milliseconds a write to a client may take before it counts as gone. */
   writeTimeoutMs?: number;
+  /** Longest registration in seconds; longer requests are clamped. Default 3600. */
+  maxTimeout?: number;
+  /** Accept waiters without a state (single-slot mode). Default `true`. */
+  singleSlot?: boolean;
+  /** Most coordinator connections that have not registered yet. Default 64. */
+  maxPending?: number;
   /** Milliseconds shutdown waits for in-flight callbacks before cutting them off (503). Default 5000. */
   shutdownGraceMs?: number;
 }
@@ -115,6 +121,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       await server.shutdown();
       throw error;
     }
+    const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
     coordinator = serveCoordinator(bound.listener, {
       registry,
       logger,
@@ -122,8 +129,11 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       registerTimeoutMs: options.registerTimeoutMs,
       writeTimeoutMs: options.writeTimeoutMs,
       token: settings.token,
-      // Room for every waiter plus some that have yet to register.
-      maxConnections: maxWaiters + 64,
+      maxTimeout: options.maxTimeout,
+      singleSlot: options.singleSlot,
+      maxPending,
+      // Room for every waiter plus the ones that have yet to register.
+      maxConnections: maxWaiters + maxPending,
     });
     logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
   } else {

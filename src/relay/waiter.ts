@@ -9,6 +9,7 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
+  DEFAULT_MAX_TIMEOUT_SECONDS,
   ERROR_CODES,
   type ErrorCode,
   MAX_TIMER_MS,
@@ -39,6 +40,10 @@ export interface WaiterPolicy {
   logger: Logger;
   /** Seconds a registration lasts when the client names no timeout. */
   defaultTimeout: number;
+  /** Longest registration in seconds; a longer request is clamped and the client told. Default 3600. */
+  maxTimeout?: number;
+  /** Whether waiters without a state are accepted. Default `true`. */
+  singleSlot?: boolean;
   /** Milliseconds a client may take to register after connecting. */
   registerTimeoutMs: number;
   /** SHA-256 of the token clients must present ({@linkcode tokenDigest}); none when unset. */
@@ -125,6 +130,13 @@ export class ClientWaiter implements Waiter {
       );
       return;
     }
+    if (this.#state === null && this.#policy.singleSlot === false) {
+      await this.end(
+        ERROR_CODES.SINGLE_SLOT_DISABLED,
+        "This relay does not accept waiters without a state (OAUTH_SINGLE_SLOT=false); send the authorization's state",
+      );
+      return;
+    }
     try {
       await registry.register(this);
     } catch (error) {
@@ -148,10 +160,12 @@ export class ClientWaiter implements Waiter {
     }
     this.#phase = "registered";
     clearTimeout(this.#registerDeadline);
-    const seconds = message.timeout ?? this.#policy.defaultTimeout;
+    // A stranger must not hold a slot for weeks: every registration is capped, and the client told.
+    const maxTimeout = this.#policy.maxTimeout ?? DEFAULT_MAX_TIMEOUT_SECONDS;
+    const seconds = Math.min(message.timeout ?? this.#policy.defaultTimeout, maxTimeout);
     this.#expiry = setTimeout(() => this.#expire(), Math.min(seconds * 1000, MAX_TIMER_MS));
     logger.info(`Client registered for state: ${quote(this.#state)}`);
-    await this.#link.send({ v: PROTOCOL_VERSION, type: "registered", state: this.#state });
+    await this.#link.send({ v: PROTOCOL_VERSION, type: "registered", state: this.#state, timeout: seconds });
   }
 
   #expire(): void {

@@ -35,7 +35,8 @@ export async function connectDeno(address: CoordinatorAddress): Promise<ByteStre
       ? await Deno.connect({ transport: "unix", path: address.path })
       : await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
   } catch (error) {
-    throw new ConnectError(describeConnectError(error), { cause: error });
+    const absent = error instanceof Deno.errors.NotFound || error instanceof Deno.errors.ConnectionRefused;
+    throw new ConnectError(describeConnectError(error), { cause: error, absent });
   }
   let closed = false;
   return {
@@ -98,7 +99,9 @@ function describeConnectError(error: unknown): string {
   if (error instanceof Deno.errors.ConnectionRefused) return "connection refused";
   if (error instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (error instanceof Deno.errors.NotCapable) {
-    return "network or file access not granted (run with --allow-net, --allow-read and --allow-write)";
+    // Deno names the missing permission in the first line of its message.
+    const first = error.message.split("\n")[0].replace(/\.$/, "");
+    return `permission not granted: ${first}`;
   }
   return osErrorMessage(error);
 }

@@ -78,14 +78,17 @@ export interface Transport {
  * ```
  */
 export class ConnectError extends Error {
+  /** `true` when nothing listens there (no such socket, connection refused): the relay is not running. */
+  readonly absent: boolean;
   /**
    * Creates the error.
    *
    * @param message Why, in a few lower-case words.
-   * @param options `cause` keeps the system error.
+   * @param options `cause` keeps the system error; `absent` says nothing listens there.
    */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { absent?: boolean }) {
     super(message, options);
     this.name = "ConnectError";
+    this.absent = options?.absent ?? false;
   }
 }

@@ -9,15 +9,18 @@
 import {
   decodeClientMessage,
   encode,
+  ERROR_CODES,
   type ErrorCode,
   LineSplitter,
   MAX_LINE_BYTES,
+  PROTOCOL_VERSION,
   ProtocolError,
   REGISTER_TIMEOUT_MS,
   type RelayMessage,
   writeAll,
 } from "../../protocol/mod.ts";
 import type { Logger } from "../log.ts";
+import { ConnectionBudget } from "./budget.ts";
 import type { Registry } from "../registry/registry.ts";
 import { ClientWaiter, type CloseReason, tokenDigest, type WaiterLink, type WaiterPolicy } from "../waiter.ts";
 
@@ -33,6 +36,14 @@ export interface CoordinatorOptions {
   token?: string;
   /** Most open connections, registered or not; more are closed at once. */
   maxConnections?: number;
+  /** Most connections that have not registered yet; the oldest makes room for a new one. Default 64. */
+  maxPending?: number;
+  /** Most connections from one address beyond loopback. Default 256. */
+  maxPerPeer?: number;
+  /** Longest registration in seconds. Default 3600. */
+  maxTimeout?: number;
+  /** Whether waiters without a state are accepted. Default `true`. */
+  singleSlot?: boolean;
   /** Milliseconds a write to a client may take before the client counts as gone. Default 5000. */
   writeTimeoutMs?: number;
 }
@@ -56,19 +67,29 @@ const LINGER_MS = 1000;
 /** How long a write to a client may take before the client counts as gone. */
 const WRITE_TIMEOUT_MS = 5000;
 
+/** Default {@linkcode CoordinatorOptions.maxPending}. */
+export const DEFAULT_MAX_PENDING = 64;
+/** Default {@linkcode CoordinatorOptions.maxPerPeer}. */
+export const DEFAULT_MAX_PER_PEER = 256;
+
 /** Serves the coordinator protocol on `listener` until the listener closes. */
 export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOptions): Coordinator {
-  const connections = new Set<Connection>();
   const { logger } = options;
+  const budget = new ConnectionBudget<Connection>({
+    maxConnections: options.maxConnections ?? Infinity,
+    maxPending: options.maxPending ?? DEFAULT_MAX_PENDING,
+    maxPerPeer: options.maxPerPeer ?? DEFAULT_MAX_PER_PEER,
+  });
   const policy: WaiterPolicy = {
     registry: options.registry,
     logger,
     defaultTimeout: options.defaultTimeout,
     registerTimeoutMs: options.registerTimeoutMs ?? REGISTER_TIMEOUT_MS,
     tokenDigest: options.token === undefined ? undefined : tokenDigest(options.token),
+    maxTimeout: options.maxTimeout,
+    singleSlot: options.singleSlot,
   };
   const writeTimeoutMs = options.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
-  const maxConnections = options.maxConnections ?? Infinity;
   const finished = (async () => {
     let failures = 0;
     for (;;) {
@@ -88,25 +109,34 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
         await new Promise((resolve) => setTimeout(resolve, wait));
         continue;
       }
-      if (connections.size >= maxConnections) {
+      const connection = new Connection(conn, budget, writeTimeoutMs);
+      const admission = budget.admit(connection);
+      if (!admission.admitted) {
         // Any local process can open connections; keep descriptors for the callbacks and real clients.
-        logger.limited(
-          "warn",
-          "coordinator connections refused",
-          `Coordinator refused a connection: ${maxConnections} already open`,
-        );
-        conn.close();
+        logger.limited("warn", "coordinator connections refused", `Coordinator refused a connection: ${admission.reason}`);
+        connection.shed(null);
         continue;
       }
-      const connection = new Connection(conn, connections, writeTimeoutMs);
-      connections.add(connection);
+      if (admission.evict) {
+        logger.limited(
+          "warn",
+          "silent coordinator connections dropped",
+          "Coordinator dropped its oldest connection that had not registered, to make room",
+        );
+        admission.evict.shed({
+          v: PROTOCOL_VERSION,
+          type: "error",
+          code: ERROR_CODES.BUSY,
+          message: "The relay has too many connections that have not registered; try again",
+        });
+      }
       connection.serve(policy);
     }
   })();
   return {
     finished,
     async endAll(code, message) {
-      await Promise.all([...connections].map((connection) => connection.waiter?.end(code, message)));
+      await Promise.all(budget.all().map((connection) => connection.waiter?.end(code, message)));
     },
   };
 }
@@ -115,19 +145,30 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
 class Connection implements WaiterLink {
   waiter: ClientWaiter | undefined;
   readonly peer: string;
+  readonly host: string | null;
   #closed = false;
   #linger: ReturnType<typeof setTimeout> | undefined;
   readonly #done = Promise.withResolvers<void>();
   readonly #conn: Deno.Conn;
-  readonly #connections: Set<Connection>;
+  readonly #budget: ConnectionBudget<Connection>;
   readonly #writeTimeoutMs: number;
 
-  constructor(conn: Deno.Conn, connections: Set<Connection>, writeTimeoutMs: number) {
+  constructor(conn: Deno.Conn, budget: ConnectionBudget<Connection>, writeTimeoutMs: number) {
     this.#conn = conn;
-    this.#connections = connections;
+    this.#budget = budget;
     this.#writeTimeoutMs = writeTimeoutMs;
     const address = conn.remoteAddr;
+    this.host = address.transport === "tcp" ? address.hostname : null;
     this.peer = address.transport === "tcp" ? `${address.hostname}:${address.port}` : "the Unix socket";
+  }
+
+  /** Drops the connection at once, after one best-effort error line (a silent peer has nothing unread). */
+  shed(message: RelayMessage | null): void {
+    if (message) {
+      this.#conn.write(encode(message)).catch(() => {}).finally(() => this.#closeNow());
+    } else {
+      this.#closeNow();
+    }
   }
 
   async serve(policy: WaiterPolicy): Promise<void> {
@@ -153,6 +194,7 @@ class Connection implements WaiterLink {
             if (waiter.done) break;
             if (heard) throw new ProtocolError("Already registered: one register message per connection");
             heard = true;
+            this.#budget.heard(this);
             waiter.register(decodeClientMessage(line));
           }
           // A registered client has nothing more to say; bytes it sends would only pile up.
@@ -205,7 +247,7 @@ class Connection implements WaiterLink {
     clearTimeout(this.#linger);
     if (this.#closed) return;
     this.#closed = true;
-    this.#connections.delete(this);
+    this.#budget.release(this);
     try {
       this.#conn.close();
     } catch { /* already closed */ }
