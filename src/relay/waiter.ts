@@ -184,8 +184,8 @@ export class ClientWaiter implements Waiter {
       logger.info(`OAuth callback delivered to client for state: ${quote(this.#state)}`);
       if (logger.debugEnabled) logger.debug(`Delivered ${redactCode(result.code)} for state ${quote(this.#state)}`);
     }
+    // Closing after the callback is immediate; the HTTP answer need not wait for it.
     this.#closed = this.#link.close(delivered ? "delivered" : "gone");
-    await this.#closed;
     return delivered;
   }
 

@@ -113,7 +113,11 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
       const admission = budget.admit(connection);
       if (!admission.admitted) {
         // Any local process can open connections; keep descriptors for the callbacks and real clients.
-        logger.limited("warn", "coordinator connections refused", `Coordinator refused a connection: ${admission.reason}`);
+        logger.limited(
+          "warn",
+          "coordinator connections refused",
+          `Coordinator refused a connection: ${admission.reason}`,
+        );
         connection.shed(null);
         continue;
       }
@@ -220,7 +224,10 @@ class Connection implements WaiterLink {
     // A client that stops reading must not hold a callback request (or shutdown) forever.
     const stuck = setTimeout(() => this.#closeNow(), this.#writeTimeoutMs);
     try {
-      await writeAll(this.#conn, encode(message));
+      const bytes = encode(message);
+      // One write takes a whole message almost always; loop only when it did not.
+      const written = await this.#conn.write(bytes);
+      if (written < bytes.length) await writeAll(this.#conn, bytes.subarray(written));
       return true;
     } catch {
       return false;
