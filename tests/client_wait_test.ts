@@ -41,13 +41,13 @@ class ScriptedTransport implements Transport {
   }
 }
 
-const registered = (state: string | null): RelayMessage => ({ v: 1, type: "registered", state });
+const registered = (state: string | null): RelayMessage => ({ v: 2, type: "registered", state });
 const callback = (state: string | null, code = "c0de"): RelayMessage => ({
-  v: 1,
+  v: 2,
   type: "callback",
   result: { success: true, code, state, raw: { code, state } },
 });
-const error = (code: string): RelayMessage => ({ v: 1, type: "error", code, message: `the relay says ${code}` });
+const error = (code: string): RelayMessage => ({ v: 2, type: "error", code, message: `the relay says ${code}` });
 
 Deno.test("waitForCode() rejects with OAuthConnectionError at once when the relay is unreachable at the start", async () => {
   const transport = new ScriptedTransport(["unreachable"]);

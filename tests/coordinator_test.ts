@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadSettings } from "../src/client/settings.ts";
 import { waitForCode } from "../src/client/wait.ts";
-import { OAuthRelayError } from "../src/client/errors.ts";
+import { OAuthConnectionError, OAuthRelayError } from "../src/client/errors.ts";
 import { createLogger } from "../src/relay/log.ts";
 import { startRelay } from "../src/relay/relay.ts";
 import { body, startTestRelay, type TestRelay, wait } from "./helpers.ts";
@@ -31,11 +31,11 @@ Deno.test("malformed coordinator input gets an error for that connection only; e
     ["a line that is not JSON", "hello\n", /not valid JSON/],
     ["JSON that is not an object", "[1,2]\n", /must be a JSON object/],
     ["invalid UTF-8", new Uint8Array([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), /not valid UTF-8/],
-    ["an unknown message type", '{"v":1,"type":"steal","state":"bystander"}\n', /Unknown message type "steal"/],
+    ["an unknown message type", '{"v":2,"type":"steal","state":"bystander"}\n', /Unknown message type "steal"/],
     [
-      "a wrong protocol version",
-      '{"v":2,"type":"register","state":"x"}\n',
-      /Unsupported protocol version 2/,
+      "a version 1 client",
+      '{"v":1,"type":"register","state":"x"}\n',
+      /Unsupported protocol version 1: this side speaks v2/,
       "unsupported_version",
     ],
     [
@@ -44,17 +44,17 @@ Deno.test("malformed coordinator input gets an error for that connection only; e
       /Unsupported protocol version null/,
       "unsupported_version",
     ],
-    ["a state that is not a string", '{"v":1,"type":"register","state":42}\n', /"state" must be/],
-    ["a negative timeout", '{"v":1,"type":"register","state":"x","timeout":-1}\n', /"timeout" must be/],
+    ["a state that is not a string", '{"v":2,"type":"register","state":42}\n', /"state" must be/],
+    ["a negative timeout", '{"v":2,"type":"register","state":"x","timeout":-1}\n', /"timeout" must be/],
     ["a line longer than the limit", "x".repeat(20 * 1024), /Line longer than 16384 bytes/],
     [
       "bytes after the register message",
-      '{"v":1,"type":"register","state":"chatty"}\n{"v":1,',
+      '{"v":2,"type":"register","state":"chatty"}\n{"v":2,',
       /Nothing may follow the register message/,
     ],
     [
       "a second register on one connection",
-      '{"v":1,"type":"register","state":"twice"}\n{"v":1,"type":"register","state":"bystander"}\n',
+      '{"v":2,"type":"register","state":"twice"}\n{"v":2,"type":"register","state":"bystander"}\n',
       /Already registered/,
     ],
   ];
@@ -76,7 +76,7 @@ Deno.test("a connection that stays silent without registering is told and closed
   await using relay = await startTestRelay({ relay: { registerTimeoutMs: 100 } });
   const lines = await raw(relay, "");
   assert.deepEqual(lines, [{
-    v: 1,
+    v: 2,
     type: "error",
     code: "idle",
     message: "No registration received in time; send a register message first",
@@ -154,24 +154,44 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
     settings: { tcpHost: "0.0.0.0", token },
   });
   const client = { ...relay.client, tcpHost: "127.0.0.1" };
-  for (const [presented, word] of [[undefined, "no"], ["a-long-shared-secret-0123456780", "wrong"]] as const) {
-    await assert.rejects(
-      wait(relay, { state: "t", settings: { ...client, token: presented } }).result,
-      (error: unknown) => {
-        assert.ok(error instanceof OAuthRelayError);
-        assert.equal(error.code, "unauthorized");
-        return true;
-      },
-    );
-    await relay.logged(new RegExp(`WARN - Refused coordinator client from 127\\.0\\.0\\.1:\\d+: ${word} token`));
-  }
+  // No token: the relay refuses the registration.
+  await assert.rejects(
+    wait(relay, { state: "t", settings: { ...client, token: undefined } }).result,
+    (error: unknown) => {
+      assert.ok(error instanceof OAuthRelayError);
+      assert.equal(error.code, "unauthorized");
+      return true;
+    },
+  );
+  await relay.logged(/WARN - Refused coordinator client from 127\.0\.0\.1:\d+: no token/);
+  // A wrong token: the relay's proof does not check out for the client, which stops before registering.
+  await assert.rejects(
+    wait(relay, { state: "t", settings: { ...client, token: "a-long-shared-secret-0123456780" } }).result,
+    (error: unknown) => {
+      assert.ok(error instanceof OAuthConnectionError);
+      assert.match(error.message, /or OAUTH_COORDINATOR_TOKEN differs from the relay's/);
+      return true;
+    },
+  );
+  // A wrong proof sent by hand: the relay refuses it.
+  const forger = await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! });
+  const nonce = "C".repeat(43);
+  await forger.write(new TextEncoder().encode(`{"v":2,"type":"hello","nonce":"${nonce}"}\n`));
+  const reader = forger.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let received = "";
+  while (!received.includes("\n")) received += (await reader.read()).value ?? "";
+  assert.equal(JSON.parse(received).type, "challenge");
+  await forger.write(new TextEncoder().encode(`{"v":2,"type":"register","state":"t","proof":"${"D".repeat(43)}"}\n`));
+  for (let next; !(next = await reader.read()).done;) received += next.value;
+  assert.equal(JSON.parse(received.trim().split("\n").at(-1)!).code, "unauthorized");
+  await relay.logged(/WARN - Refused coordinator client from 127\.0\.0\.1:\d+: wrong token/);
   assert.ok(!relay.logs.some((line) => line.includes("0123456780")), "tokens are never logged");
   assert.equal(await relay.relay.registry.count(), 0);
 
   // A refused client cannot slip a second register into the same packet.
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! });
   await conn.write(new TextEncoder().encode(
-    `{"v":1,"type":"register","state":"sneak"}\n{"v":1,"type":"register","state":"sneak","token":"${token}"}\n`,
+    `{"v":2,"type":"register","state":"sneak"}\n{"v":2,"type":"register","state":"sneak","token":"${token}"}\n`,
   ));
   const replies = (await new Response(conn.readable).text()).trim().split("\n").map((line) => JSON.parse(line));
   assert.deepEqual(replies.map((reply) => reply.code ?? reply.type), ["unauthorized"]);
@@ -181,6 +201,81 @@ Deno.test("with a coordinator token, clients must present it; a missing or wrong
   await registered;
   await body(await relay.callback({ code: "AUTHORIZED", state: "t" }));
   assert.equal((await result).code, "AUTHORIZED");
+});
+
+Deno.test("the token never crosses the wire: each side proves it over the other's nonce", async () => {
+  const token = "a-long-shared-secret-0123456789";
+  await using relay = await startTestRelay({ mode: "tcp", settings: { token } });
+  // Listen in on what a real client sends: a relay-side proxy that records every byte.
+  const seen: Uint8Array[] = [];
+  const proxy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const relaying = (async () => {
+    const client = await proxy.accept();
+    const upstream = await Deno.connect({ hostname: "127.0.0.1", port: relay.client.tcpFallbackPort! });
+    const tap = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen.push(chunk.slice());
+        controller.enqueue(chunk);
+      },
+    });
+    await Promise.all([
+      client.readable.pipeThrough(tap).pipeTo(upstream.writable).catch(() => {}),
+      upstream.readable.pipeTo(client.writable).catch(() => {}),
+    ]);
+  })();
+  try {
+    const { result, registered } = wait(relay, {
+      state: "tapped",
+      settings: { tcpFallbackPort: proxy.addr.port, token },
+    });
+    await registered;
+    await body(await relay.callback({ code: "TAPPED", state: "tapped" }));
+    assert.equal((await result).code, "TAPPED");
+  } finally {
+    proxy.close();
+    await relaying;
+  }
+  const sent = new TextDecoder().decode(new Uint8Array(seen.flatMap((chunk) => [...chunk])));
+  assert.match(sent, /"type":"hello"/);
+  assert.match(sent, /"proof":"[A-Za-z0-9_-]{43}"/);
+  assert.ok(!sent.includes(token), "the token itself never crossed the wire");
+});
+
+Deno.test("a client with a token refuses a relay that cannot prove it, and never sends it its registration", async () => {
+  const token = "a-long-shared-secret-0123456789";
+  // Someone who took the port while the relay restarted, without the token: it answers with a challenge of its own.
+  const impostor = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const received: string[] = [];
+  const serving = (async () => {
+    for (const proof of [undefined, "A".repeat(43)]) {
+      const conn = await impostor.accept();
+      const reader = conn.readable.pipeThrough(new TextDecoderStream()).getReader();
+      const first = await reader.read();
+      received.push(first.value ?? "");
+      const challenge = { v: 2, type: "challenge", nonce: "B".repeat(43), ...(proof ? { proof } : {}) };
+      await conn.write(new TextEncoder().encode(JSON.stringify(challenge) + "\n"));
+      for (let next; !(next = await reader.read()).done;) received.push(next.value);
+      reader.releaseLock();
+    }
+  })();
+  try {
+    for (const word of ["no proof", "wrong proof"]) {
+      await assert.rejects(
+        waitForCode({ state: "s", timeout: 5, settings: { useTcp: true, tcpFallbackPort: impostor.addr.port, token } }),
+        (error: unknown) => {
+          assert.ok(error instanceof OAuthConnectionError, String(error));
+          assert.match(error.message, new RegExp(`did not prove it knows the coordinator token \\(${word}\\)`));
+          return true;
+        },
+      );
+    }
+  } finally {
+    impostor.close();
+    await serving.catch(() => {});
+  }
+  assert.equal(received.length, 2, "only the two hellos arrived");
+  assert.ok(received.every((line) => line.includes('"type":"hello"') && !line.includes("register")));
+  assert.ok(!received.join("").includes(token));
 });
 
 Deno.test("silent connections cannot lock out a client: the oldest make room, and are told busy", async () => {
@@ -215,7 +310,7 @@ Deno.test("silent connections cannot lock out a client: the oldest make room, an
 Deno.test("null means absent for every optional register field", async () => {
   await using relay = await startTestRelay();
   const conn = await Deno.connect({ transport: "unix", path: relay.client.socketPath! });
-  await conn.write(new TextEncoder().encode('{"v":1,"type":"register","state":"n","timeout":null,"token":null}\n'));
+  await conn.write(new TextEncoder().encode('{"v":2,"type":"register","state":"n","timeout":null,"token":null}\n'));
   const reading = new Response(conn.readable).text();
   await relay.logged(/Client registered for state: 'n'/);
   await body(await relay.callback({ code: "C", state: "n" }));
@@ -249,8 +344,8 @@ Deno.test("the client refuses a callback for another state, whatever answers on 
     const conn = await impostor.accept();
     await conn.read(new Uint8Array(1024));
     await conn.write(new TextEncoder().encode(
-      '{"v":1,"type":"registered","state":"mine"}\n' +
-        '{"v":1,"type":"callback","result":{"success":true,"code":"EVIL","state":"other","raw":{}}}\n',
+      '{"v":2,"type":"registered","state":"mine"}\n' +
+        '{"v":2,"type":"callback","result":{"success":true,"code":"EVIL","state":"other","raw":{}}}\n',
     ));
     await conn.readable.cancel().catch(() => {});
   })();
@@ -276,7 +371,7 @@ Deno.test("a client that stops reading cannot hold a callback: the write times o
     relay: { limits: { maxBodyBytes: 256 * 1024 }, writeTimeoutMs: 200 },
   });
   const conn = await Deno.connect({ transport: "unix", path: relay.client.socketPath! });
-  await conn.write(new TextEncoder().encode('{"v":1,"type":"register","state":"deaf"}\n'));
+  await conn.write(new TextEncoder().encode('{"v":2,"type":"register","state":"deaf"}\n'));
   await relay.logged(/Client registered for state: 'deaf'/);
   // About 1 MB once JSON-escaped: more than the socket buffers hold while nobody reads.
   const form = Array.from({ length: 30 }, (_, i) => `p${i}=${"%01".repeat(2700)}`).join("&");

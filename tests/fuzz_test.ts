@@ -63,10 +63,10 @@ Deno.test("decodeClientMessage() refuses arbitrary JSON that is not a register m
     fc.property(fc.jsonValue(), (value) => {
       const line = utf8.encode(JSON.stringify(value));
       const isRegister = typeof value === "object" && value !== null && !Array.isArray(value) &&
-        value.v === 1 && value.type === "register";
+        value.v === 2 && (value.type === "register" || value.type === "hello");
       try {
         assertWellFormed(decodeClientMessage(line));
-        assert.ok(isRegister, "only a v1 register object may be accepted");
+        assert.ok(isRegister, "only a v2 register or hello object may be accepted");
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
       }
@@ -82,6 +82,8 @@ Deno.test("a valid register message round-trips through encode() and decodeClien
       assert.equal(bytes.at(-1), 10);
       assert.equal(bytes.indexOf(10), bytes.length - 1, "an encoded message is exactly one line");
       const decoded = decodeClientMessage(bytes.subarray(0, -1));
+      assert.equal(decoded.type, "register");
+      if (decoded.type !== "register") return;
       assert.equal(decoded.state, message.state ?? null);
       assert.equal(decoded.timeout, message.timeout);
     }),
@@ -96,7 +98,7 @@ Deno.test("near-valid messages are accepted exactly when every field is right", 
       const sent = JSON.parse(JSON.stringify(message));
       const { state, timeout } = sent;
       // `null` means absent for every optional field.
-      const valid = sent.v === 1 && sent.type === "register" &&
+      const valid = sent.v === 2 && sent.type === "register" &&
         (state === undefined || state === null || (typeof state === "string" && state !== "")) &&
         (timeout === undefined || timeout === null || (typeof timeout === "number" && timeout > 0));
       let accepted = false;

@@ -5,18 +5,18 @@ const line = (value: unknown) => new TextEncoder().encode(JSON.stringify(value))
 
 Deno.test("decodeRelayMessage() refuses relay messages that lack what the client relies on", () => {
   const bad = [
-    { v: 1, type: "callback" },
-    { v: 1, type: "callback", result: { success: "yes", code: "x", state: null, raw: {} } },
-    { v: 1, type: "callback", result: { success: true, code: 1, state: null, raw: {} } },
-    { v: 1, type: "callback", result: { success: true, code: "x", state: null, raw: [] } },
-    { v: 1, type: "error", code: "timeout" },
-    { v: 1, type: "hello" },
+    { v: 2, type: "callback" },
+    { v: 2, type: "callback", result: { success: "yes", code: "x", state: null, raw: {} } },
+    { v: 2, type: "callback", result: { success: true, code: 1, state: null, raw: {} } },
+    { v: 2, type: "callback", result: { success: true, code: "x", state: null, raw: [] } },
+    { v: 2, type: "error", code: "timeout" },
+    { v: 2, type: "hello" },
   ];
   for (const message of bad) {
     assert.throws(() => decodeRelayMessage(line(message)), ProtocolError, JSON.stringify(message));
   }
   const good = {
-    v: 1,
+    v: 2,
     type: "callback",
     result: { success: true, code: "x", state: "s", raw: { code: "x" } },
   } as const;
@@ -24,15 +24,22 @@ Deno.test("decodeRelayMessage() refuses relay messages that lack what the client
 });
 
 Deno.test("a register message round-trips through encode and decodeClientMessage", () => {
-  const message = { v: 1, type: "register", state: "s", timeout: 12.5, token: "t".repeat(20) } as const;
+  const message = { v: 2, type: "register", state: "s", timeout: 12.5, proof: "p".repeat(43) } as const;
   const bytes = encode(message);
   assert.equal(bytes.at(-1), 10);
   assert.deepEqual(decodeClientMessage(bytes.subarray(0, -1)), message);
 });
 
+Deno.test("a hello message round-trips, and a nonce that is not 32 bytes of base64url is refused", () => {
+  const hello = { v: 2, type: "hello", nonce: "n".repeat(43) } as const;
+  assert.deepEqual(decodeClientMessage(encode(hello).subarray(0, -1)), hello);
+  assert.throws(() => decodeClientMessage(line({ v: 2, type: "hello", nonce: "short" })), { code: "protocol" });
+});
+
 Deno.test("a wrong version is told apart from other protocol errors", () => {
-  assert.throws(() => decodeClientMessage(line({ v: 2, type: "register" })), { code: "unsupported_version" });
-  assert.throws(() => decodeClientMessage(line({ v: 1, type: "other" })), { code: "protocol" });
+  // A version 1 client (before the token handshake) is told so, not left hanging.
+  assert.throws(() => decodeClientMessage(line({ v: 1, type: "register" })), { code: "unsupported_version" });
+  assert.throws(() => decodeClientMessage(line({ v: 2, type: "other" })), { code: "protocol" });
 });
 
 Deno.test("LineSplitter holds an unfinished line in one buffer, however it is dribbled", () => {

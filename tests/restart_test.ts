@@ -87,14 +87,14 @@ Deno.test("a registered waiter rejects with OAuthConnectionError when the relay 
 Deno.test("shutdown sends waiting clients a shutdown message before closing", async () => {
   await using relay = await startTestRelay();
   const conn = await Deno.connect({ transport: "unix", path: relay.client.socketPath! });
-  await conn.write(new TextEncoder().encode('{"v":1,"type":"register","state":"raw"}\n'));
+  await conn.write(new TextEncoder().encode('{"v":2,"type":"register","state":"raw"}\n'));
   const reading = new Response(conn.readable).text();
   await relay.logged(/Client registered for state: 'raw'/);
   await relay.relay.shutdown();
   const lines = (await reading).trim().split("\n").map((line) => JSON.parse(line));
   assert.deepEqual(lines, [
-    { v: 1, type: "registered", state: "raw", timeout: 30 },
-    { v: 1, type: "error", code: "shutdown", message: "The relay is shutting down" },
+    { v: 2, type: "registered", state: "raw", timeout: 30 },
+    { v: 2, type: "error", code: "shutdown", message: "The relay is shutting down" },
   ]);
 });
 

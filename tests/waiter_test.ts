@@ -7,13 +7,7 @@ import assert from "node:assert/strict";
 import { ERROR_CODES, type RelayMessage } from "../src/protocol/mod.ts";
 import { createLogger } from "../src/relay/log.ts";
 import { MemoryRegistry } from "../src/relay/registry/memory.ts";
-import {
-  ClientWaiter,
-  type CloseReason,
-  tokenDigest,
-  type WaiterLink,
-  type WaiterPolicy,
-} from "../src/relay/waiter.ts";
+import { ClientWaiter, type CloseReason, type WaiterLink, type WaiterPolicy } from "../src/relay/waiter.ts";
 
 class RecordingLink implements WaiterLink {
   readonly peer = "a test";
@@ -47,8 +41,8 @@ function policy(overrides: Partial<WaiterPolicy> = {}): WaiterPolicy {
   };
 }
 
-const register = (state: string | null, extra: { timeout?: number; token?: string } = {}) => ({
-  v: 1 as const,
+const register = (state: string | null, extra: { timeout?: number } = {}) => ({
+  v: 2 as const,
   type: "register" as const,
   state,
   ...extra,
@@ -84,20 +78,19 @@ Deno.test("a registration that outlives its timeout ends with timeout and leaves
   assert.equal(await rules.registry.count(), 0);
 });
 
-Deno.test("a waiter with a missing or wrong token is refused and never registered", async () => {
-  for (const token of [undefined, "not-the-token-0000"]) {
-    const rules = policy({ tokenDigest: tokenDigest("the-right-token-000") });
+Deno.test("a waiter whose transport found no valid credential is refused and never registered", async () => {
+  for (const credential of ["none", "missing", "wrong"] as const) {
+    const rules = policy({ requireAuth: true });
     const link = new RecordingLink();
-    await new ClientWaiter(link, rules).register(register("s1", token === undefined ? {} : { token }));
+    await new ClientWaiter(link, rules).register(register("s1"), credential);
     assert.deepEqual(link.types(), ["error:unauthorized"]);
     assert.equal(await rules.registry.count(), 0);
   }
-  const rules = policy({ tokenDigest: tokenDigest("the-right-token-000") });
+  const rules = policy({ requireAuth: true });
   const link = new RecordingLink();
-  await new ClientWaiter(link, rules).register(register("s1", { token: "the-right-token-000" }));
+  await new ClientWaiter(link, rules).register(register("s1"), "valid");
   assert.deepEqual(link.types(), ["registered"]);
 });
-
 Deno.test("a waiter the registry refuses is told why and closed", async () => {
   const rules = policy();
   await new ClientWaiter(new RecordingLink(), rules).register(register("s1"));
@@ -148,7 +141,7 @@ Deno.test("a registration longer than the relay's maximum is clamped, and the cl
   const rules = policy({ maxTimeout: 0.05 });
   const link = new RecordingLink();
   await new ClientWaiter(link, rules).register(register("s1", { timeout: 24 * 3600 }));
-  assert.deepEqual(link.sent[0], { v: 1, type: "registered", state: "s1", timeout: 0.05 });
+  assert.deepEqual(link.sent[0], { v: 2, type: "registered", state: "s1", timeout: 0.05 });
   assert.equal(await link.closed, "ended");
   assert.deepEqual(link.types(), ["registered", "error:timeout"]);
 });

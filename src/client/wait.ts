@@ -210,6 +210,8 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
           lost = false;
           const granted = message.timeout;
           if (announce) options.onRegistered?.({ timeout: granted, capped: granted !== undefined && granted < asked });
+        } else if (message.type === "challenge") {
+          throw new ProtocolError("Unexpected challenge after the handshake");
         } else if (message.type === "callback") {
           // Never hand over a code meant for another flow, whatever answered on the socket.
           if (message.result.state !== state) throw new ProtocolError("Callback for another state");
@@ -248,7 +250,8 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         // Unreachable at the start is a setup problem: say so now rather than after the timeout.
-        if (!everRegistered) throw cannotConnect(where, error);
+        // Something untrusted at the relay's address is refused at once, whenever it appears.
+        if (!everRegistered || (error instanceof ConnectError && error.untrusted)) throw cannotConnect(where, error);
         await delay(backoff(attempt), signal);
         continue;
       }

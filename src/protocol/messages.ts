@@ -4,17 +4,20 @@
  * The coordinator's wire protocol, one definition for both sides.
  *
  * Newline-delimited JSON over a Unix socket or TCP (loopback, or any address
- * with a coordinator token). Every message is one JSON object on one line with `"v": 1` and a `"type"`. The client speaks
- * first (`register`); the relay answers `registered`, then at most one final
- * message (`callback` or `error`) and closes. See `docs/protocol.md`.
+ * with a coordinator token). Every message is one JSON object on one line
+ * with `"v": 2` and a `"type"`. The client speaks first: `register`, or, when
+ * a coordinator token is shared, `hello` first, answered by the relay's
+ * `challenge`, so each side proves it knows the token without sending it
+ * (`auth.ts`). The relay answers `registered`, then at most one final message
+ * (`callback` or `error`) and closes. See `docs/protocol.md`.
  *
  * @module
  */
 
 import { ERROR_CODES, type ErrorCode } from "./codes.ts";
 
-/** Protocol version this code speaks. */
-export const PROTOCOL_VERSION = 1;
+/** Protocol version this code speaks. Version 2 added the token handshake (`hello`, `challenge`, `proof`). */
+export const PROTOCOL_VERSION = 2;
 
 /** What the relay delivers: the code when one was found, and everything the provider sent. */
 export interface OAuthCallbackResult {
@@ -28,22 +31,46 @@ export interface OAuthCallbackResult {
   raw: Record<string, unknown>;
 }
 
+/** Client → relay, first when a token is shared: the client's challenge to the relay. */
+export interface HelloMessage {
+  /** Protocol version. */
+  v: 2;
+  /** Message type. */
+  type: "hello";
+  /** 32 random bytes, base64url: the relay proves the token over it. */
+  nonce: string;
+}
+
+/** Relay → client, the answer to `hello`: the relay's challenge, and its proof when it has a token. */
+export interface ChallengeMessage {
+  /** Protocol version. */
+  v: 2;
+  /** Message type. */
+  type: "challenge";
+  /** 32 random bytes, base64url: the client proves the token over it in its `register`. */
+  nonce: string;
+  /** HMAC-SHA256 under the token of both nonces (`auth.ts`); absent when the relay has no token. */
+  proof?: string;
+}
+
 /** Client → relay: wait for the callback of `state` (or, without one, the single slot). */
 export interface RegisterMessage {
-  v: 1;
+  /** Protocol version. */
+  v: 2;
+  /** Message type. */
   type: "register";
   /** Omitted or `null` for single-slot mode. */
   state?: string | null;
   /** Seconds the relay keeps the registration; the relay's default when omitted. */
   timeout?: number;
-  /** The coordinator token, when the relay requires one (`OAUTH_COORDINATOR_TOKEN`). */
-  token?: string;
+  /** After a `challenge`: the client's HMAC of both nonces under the token. The token itself never travels. */
+  proof?: string;
 }
 
 /** Relay → client: the registration is in place; the authorization may start. */
 export interface RegisteredMessage {
   /** Protocol version. */
-  v: 1;
+  v: 2;
   /** Message type. */
   type: "registered";
   /** The state registered; `null` for the single slot. */
@@ -55,7 +82,7 @@ export interface RegisteredMessage {
 /** Relay → client: the callback arrived. Final. */
 export interface CallbackMessage {
   /** Protocol version. */
-  v: 1;
+  v: 2;
   /** Message type. */
   type: "callback";
   /** What the provider sent. */
@@ -65,7 +92,7 @@ export interface CallbackMessage {
 /** Relay → client: the registration ended without a callback. Final. */
 export interface ErrorMessage {
   /** Protocol version. */
-  v: 1;
+  v: 2;
   /** Message type. */
   type: "error";
   /** Stable reason, one of {@linkcode ERROR_CODES} (see docs/protocol.md); a newer relay may send others. */
@@ -75,9 +102,9 @@ export interface ErrorMessage {
 }
 
 /** Any message a client may send. */
-export type ClientMessage = RegisterMessage;
+export type ClientMessage = HelloMessage | RegisterMessage;
 /** Any message the relay may send. */
-export type RelayMessage = RegisteredMessage | CallbackMessage | ErrorMessage;
+export type RelayMessage = ChallengeMessage | RegisteredMessage | CallbackMessage | ErrorMessage;
 
 /** A line that is not a valid message; `message` says why in one line. */
 export class ProtocolError extends Error {
@@ -135,21 +162,32 @@ function parseObject(line: Uint8Array): Record<string, unknown> {
  */
 export function decodeClientMessage(line: Uint8Array): ClientMessage {
   const message = parseObject(line);
+  if (message.type === "hello") {
+    if (!isNonce(message.nonce)) throw new ProtocolError('"nonce" must be 32 random bytes in base64url');
+    return { v: PROTOCOL_VERSION, type: "hello", nonce: message.nonce };
+  }
   if (message.type !== "register") {
-    throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type ?? null)}: expected "register"`);
+    throw new ProtocolError(
+      `Unknown message type ${JSON.stringify(message.type ?? null)}: expected "hello" or "register"`,
+    );
   }
   // `null` and a missing field mean the same for every optional field.
   const state = message.state ?? undefined;
   const timeout = message.timeout ?? undefined;
-  const token = message.token ?? undefined;
+  const proof = message.proof ?? undefined;
   if (state !== undefined && (typeof state !== "string" || state === "")) {
     throw new ProtocolError('"state" must be a non-empty string or null');
   }
   if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0) || !Number.isFinite(timeout))) {
     throw new ProtocolError('"timeout" must be a positive number of seconds');
   }
-  if (token !== undefined && typeof token !== "string") throw new ProtocolError('"token" must be a string');
-  return { v: 1, type: "register", state: state ?? null, timeout, token };
+  if (proof !== undefined && typeof proof !== "string") throw new ProtocolError('"proof" must be a string');
+  return { v: PROTOCOL_VERSION, type: "register", state: state ?? null, timeout, proof };
+}
+
+/** 32 bytes in unpadded base64url are 43 characters. */
+function isNonce(value: unknown): value is string {
+  return typeof value === "string" && /^[A-Za-z0-9_-]{43}$/.test(value);
 }
 
 /**
@@ -162,6 +200,11 @@ export function decodeRelayMessage(line: Uint8Array): RelayMessage {
   const isObject = (value: unknown) => typeof value === "object" && value !== null && !Array.isArray(value);
   const isText = (value: unknown) => value === null || typeof value === "string";
   switch (message.type) {
+    case "challenge":
+      if (!isNonce(message.nonce) || (message.proof !== undefined && typeof message.proof !== "string")) {
+        throw new ProtocolError("Challenge message without a valid nonce");
+      }
+      return message as unknown as RelayMessage;
     case "registered":
       return message as unknown as RelayMessage;
     case "callback": {

@@ -9,6 +9,7 @@
  */
 
 export * from "./address.ts";
+export * from "./auth.ts";
 export * from "./codes.ts";
 export * from "./framing.ts";
 export * from "./limits.ts";

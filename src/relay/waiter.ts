@@ -7,7 +7,6 @@
  * @module
  */
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import {
   DEFAULT_MAX_TIMEOUT_SECONDS,
   ERROR_CODES,
@@ -46,24 +45,15 @@ export interface WaiterPolicy {
   singleSlot?: boolean;
   /** Milliseconds a client may take to register after connecting. */
   registerTimeoutMs: number;
-  /** SHA-256 of the token clients must present ({@linkcode tokenDigest}); none when unset. */
-  tokenDigest?: Uint8Array;
+  /** Whether clients must prove they hold a credential (the coordinator token). */
+  requireAuth?: boolean;
 }
 
 /**
- * The SHA-256 of a token, kept instead of the token and compared in constant time.
- *
- * @param token The shared secret.
- * @returns Its digest.
+ * What a transport found out about the client's credential: `none` when the
+ * relay asks for none, `valid`, or why not.
  */
-export function tokenDigest(token: string): Uint8Array {
-  return createHash("sha256").update(token).digest();
-}
-
-/** Compares in constant time: hashing first makes the lengths equal too. */
-function tokenMatches(expected: Uint8Array, presented: string | undefined): boolean {
-  return presented !== undefined && timingSafeEqual(expected, tokenDigest(presented));
-}
+export type Credential = "none" | "valid" | "missing" | "wrong";
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -112,17 +102,22 @@ export class ClientWaiter implements Waiter {
     return this.#phase === "done";
   }
 
-  /** Authenticates and registers the client; ends it with the reason when refused. */
-  async register(message: RegisterMessage): Promise<void> {
+  /**
+   * Authenticates and registers the client; ends it with the reason when refused.
+   *
+   * @param message The client's register message.
+   * @param credential What the transport found about the client's proof of the token.
+   */
+  async register(message: RegisterMessage, credential: Credential = "none"): Promise<void> {
     if (this.#phase !== "connected") return;
     this.#phase = "registering";
-    const { registry, logger, tokenDigest } = this.#policy;
+    const { registry, logger } = this.#policy;
     this.#state = message.state ?? null;
-    if (tokenDigest && !tokenMatches(tokenDigest, message.token)) {
+    if (this.#policy.requireAuth && credential !== "valid") {
       logger.limited(
         "warn",
         "coordinator clients refused for their token",
-        `Refused coordinator client from ${this.#link.peer}: ${message.token === undefined ? "no" : "wrong"} token`,
+        `Refused coordinator client from ${this.#link.peer}: ${credential === "wrong" ? "wrong" : "no"} token`,
       );
       await this.end(
         ERROR_CODES.UNAUTHORIZED,

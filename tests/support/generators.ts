@@ -14,6 +14,7 @@ import { DEFAULT_SETTINGS, type Settings } from "../../src/client/settings.ts";
 import { createHandler, type HttpLimits } from "../../src/relay/http/handler.ts";
 import { createLogger } from "../../src/relay/log.ts";
 import {
+  type ClientMessage,
   decodeClientMessage,
   encode,
   LineSplitter,
@@ -54,7 +55,7 @@ export const validRegisterArb: fc.Arbitrary<RegisterMessage> = fc
     state: fc.option(stateArb, { nil: null }),
     timeout: fc.double({ min: Number.MIN_VALUE, max: 2147483, noNaN: true }),
   }, { requiredKeys: [] })
-  .map((fields) => ({ v: 1, type: "register", ...fields }));
+  .map((fields) => ({ v: 2, type: "register", ...fields }));
 
 /** Something JSON-ish to put where a field belongs. */
 const junkArb = fc.oneof(
@@ -127,8 +128,12 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /** What the relay may accept: exactly the fields the protocol allows, each of the right kind. */
-export function assertWellFormed(message: RegisterMessage): void {
-  assert.equal(message.v, 1);
+export function assertWellFormed(message: ClientMessage): void {
+  assert.equal(message.v, 2);
+  if (message.type === "hello") {
+    assert.match(message.nonce, /^[A-Za-z0-9_-]{43}$/);
+    return;
+  }
   assert.equal(message.type, "register");
   assert.ok(message.state === null || (typeof message.state === "string" && message.state !== ""));
   const { timeout } = message;

@@ -14,10 +14,13 @@ import {
   encode,
   LineSplitter,
   MAX_RELAY_LINE_BYTES,
+  newNonce,
+  proofMatches,
+  proofOf,
   PROTOCOL_VERSION,
   type RelayMessage,
 } from "../../protocol/mod.ts";
-import type { RelayChannel, Transport } from "./transport.ts";
+import { ConnectError, type RelayChannel, type Transport } from "./transport.ts";
 
 /** A byte stream to the coordinator. */
 export interface ByteStream {
@@ -52,24 +55,52 @@ export function socketTransport(connect: (address: CoordinatorAddress) => Promis
       const stream = await connect(address);
       const splitter = new LineSplitter(MAX_RELAY_LINE_BYTES);
       const pending: Uint8Array[] = [];
-      try {
-        await stream.write(encode({ v: PROTOCOL_VERSION, type: "register", state, timeout, token }));
-      } catch (error) {
-        // Connected but the register line did not go out: a lost connection, reported by the first read.
-        return { read: () => Promise.reject(error), close: () => stream.close() };
-      }
-      return {
-        async read(): Promise<RelayMessage | null> {
-          for (;;) {
-            const line = pending.shift();
-            if (line) return decodeRelayMessage(line);
-            const chunk = await stream.read();
-            if (chunk === null) return null;
-            pending.push(...splitter.push(chunk));
-          }
+      const read = async (): Promise<RelayMessage | null> => {
+        for (;;) {
+          const line = pending.shift();
+          if (line) return decodeRelayMessage(line);
+          const chunk = await stream.read();
+          if (chunk === null) return null;
+          pending.push(...splitter.push(chunk));
+        }
+      };
+      const channel = (first: RelayMessage | null | undefined): RelayChannel => ({
+        read: () => {
+          if (first === undefined) return read();
+          const message = first;
+          first = undefined;
+          return Promise.resolve(message);
         },
         close: () => stream.close(),
-      };
+      });
+      let proof: string | undefined;
+      try {
+        if (token !== undefined) {
+          // Mutual proof of the token before anything about this flow is sent (see auth.ts).
+          const clientNonce = newNonce();
+          await stream.write(encode({ v: PROTOCOL_VERSION, type: "hello", nonce: clientNonce }));
+          const answer = await read();
+          // An error (old protocol version, a refusal) or a closed connection: the caller reads it as usual.
+          if (answer?.type !== "challenge") return channel(answer);
+          const expected = await proofOf(token, "relay", clientNonce, answer.nonce);
+          if (!proofMatches(expected, answer.proof)) {
+            stream.close();
+            throw new ConnectError(
+              `it did not prove it knows the coordinator token (${
+                answer.proof === undefined ? "no proof" : "wrong proof"
+              }): it is not the relay, or OAUTH_COORDINATOR_TOKEN differs from the relay's; refusing to register there`,
+              { untrusted: true },
+            );
+          }
+          proof = await proofOf(token, "client", clientNonce, answer.nonce);
+        }
+        await stream.write(encode({ v: PROTOCOL_VERSION, type: "register", state, timeout, proof }));
+      } catch (error) {
+        if (error instanceof ConnectError) throw error;
+        // Connected but the exchange broke off: a lost connection, reported by the first read.
+        return { read: () => Promise.reject(error), close: () => stream.close() };
+      }
+      return channel(undefined);
     },
   };
 }

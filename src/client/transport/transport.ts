@@ -46,8 +46,8 @@ export interface RelayChannel {
  * const instant: Transport = {
  *   open(_address, { state }): Promise<RelayChannel> {
  *     const messages = [
- *       { v: 1, type: "registered", state } as const,
- *       { v: 1, type: "callback", result: { success: true, code: "c0de", state, raw: { code: "c0de", state } } } as const,
+ *       { v: 2, type: "registered", state } as const,
+ *       { v: 2, type: "callback", result: { success: true, code: "c0de", state, raw: { code: "c0de", state } } } as const,
  *     ];
  *     return Promise.resolve({ read: () => Promise.resolve(messages.shift() ?? null), close() {} });
  *   },
@@ -80,15 +80,19 @@ export interface Transport {
 export class ConnectError extends Error {
   /** `true` when nothing listens there (no such socket, connection refused): the relay is not running. */
   readonly absent: boolean;
+  /** `true` when something answers there that is not the relay this client trusts: never retried. */
+  readonly untrusted: boolean;
   /**
    * Creates the error.
    *
    * @param message Why, in a few lower-case words.
-   * @param options `cause` keeps the system error; `absent` says nothing listens there.
+   * @param options `cause` keeps the system error; `absent` says nothing listens there; `untrusted` that
+   *   what listens is not to be trusted.
    */
-  constructor(message: string, options?: ErrorOptions & { absent?: boolean }) {
+  constructor(message: string, options?: ErrorOptions & { absent?: boolean; untrusted?: boolean }) {
     super(message, options);
     this.name = "ConnectError";
     this.absent = options?.absent ?? false;
+    this.untrusted = options?.untrusted ?? false;
   }
 }

@@ -13,16 +13,20 @@ import {
   type ErrorCode,
   LineSplitter,
   MAX_LINE_BYTES,
+  newNonce,
+  proofMatches,
+  proofOf,
   PROTOCOL_VERSION,
   ProtocolError,
   REGISTER_TIMEOUT_MS,
+  type RegisterMessage,
   type RelayMessage,
   writeAll,
 } from "../../protocol/mod.ts";
 import type { Logger } from "../log.ts";
 import { ConnectionBudget } from "./budget.ts";
 import type { Registry } from "../registry/registry.ts";
-import { ClientWaiter, type CloseReason, tokenDigest, type WaiterLink, type WaiterPolicy } from "../waiter.ts";
+import { ClientWaiter, type CloseReason, type Credential, type WaiterLink, type WaiterPolicy } from "../waiter.ts";
 
 /** Options of {@linkcode serveCoordinator}. */
 export interface CoordinatorOptions {
@@ -85,7 +89,7 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
     logger,
     defaultTimeout: options.defaultTimeout,
     registerTimeoutMs: options.registerTimeoutMs ?? REGISTER_TIMEOUT_MS,
-    tokenDigest: options.token === undefined ? undefined : tokenDigest(options.token),
+    requireAuth: options.token !== undefined,
     maxTimeout: options.maxTimeout,
     singleSlot: options.singleSlot,
   };
@@ -134,7 +138,7 @@ export function serveCoordinator(listener: Deno.Listener, options: CoordinatorOp
           message: "The relay has too many connections that have not registered; try again",
         });
       }
-      connection.serve(policy);
+      connection.serve(policy, options.token);
     }
   })();
   return {
@@ -175,10 +179,12 @@ class Connection implements WaiterLink {
     }
   }
 
-  async serve(policy: WaiterPolicy): Promise<void> {
+  async serve(policy: WaiterPolicy, token: string | undefined): Promise<void> {
     const waiter = this.waiter = new ClientWaiter(this, policy);
     const splitter = new LineSplitter();
     let buffer = new Uint8Array(READ_BUFFER_BYTES);
+    /** The nonces of a `hello` and our `challenge`, once exchanged. */
+    let nonces: { client: string; relay: string } | undefined;
     let heard = false;
     let drained = 0;
     try {
@@ -197,9 +203,16 @@ class Connection implements WaiterLink {
             // Once refused or ended, later lines of the same packet are ignored, not registered.
             if (waiter.done) break;
             if (heard) throw new ProtocolError("Already registered: one register message per connection");
+            const message = decodeClientMessage(line);
+            if (message.type === "hello") {
+              if (nonces) throw new ProtocolError("Only one hello per connection");
+              nonces = { client: message.nonce, relay: newNonce() };
+              this.#challenge(nonces, token);
+              continue;
+            }
             heard = true;
             this.#budget.heard(this);
-            waiter.register(decodeClientMessage(line));
+            this.#register(waiter, message, nonces, token);
           }
           // A registered client has nothing more to say; bytes it sends would only pile up.
           if (heard && splitter.pending > 0) throw new ProtocolError("Nothing may follow the register message");
@@ -218,6 +231,30 @@ class Connection implements WaiterLink {
       await waiter.gone();
       this.#closeNow();
     }
+  }
+
+  /** Answers a `hello`: our nonce, and our proof of the token over both nonces when there is one. */
+  async #challenge(nonces: { client: string; relay: string }, token: string | undefined): Promise<void> {
+    const proof = token === undefined ? undefined : await proofOf(token, "relay", nonces.client, nonces.relay);
+    await this.send({ v: PROTOCOL_VERSION, type: "challenge", nonce: nonces.relay, proof });
+  }
+
+  /** Checks the register message's proof (the token never travels) and hands the client to its waiter. */
+  async #register(
+    waiter: ClientWaiter,
+    message: RegisterMessage,
+    nonces: { client: string; relay: string } | undefined,
+    token: string | undefined,
+  ): Promise<void> {
+    let credential: Credential = "none";
+    if (token !== undefined) {
+      if (!nonces || message.proof === undefined) credential = "missing";
+      else {
+        const expected = await proofOf(token, "client", nonces.client, nonces.relay);
+        credential = proofMatches(expected, message.proof) ? "valid" : "wrong";
+      }
+    }
+    await waiter.register(message, credential);
   }
 
   async send(message: RelayMessage): Promise<boolean> {

@@ -110,7 +110,7 @@ export async function slowConnections(target: Target, options: SlowOptions): Pro
       kind: "coordinator",
       connect: () => connectTo(target.coordinator),
       bytes: encoder.encode(
-        i % 2 === 0 ? `{"v":1,"type":"register","state":"slow-c${i}"}\n` : `{"v":1,"type":"register","state":"`,
+        i % 2 === 0 ? `{"v":2,"type":"register","state":"slow-c${i}"}\n` : `{"v":2,"type":"register","state":"`,
       ),
       filler: 0x78,
     });
