@@ -138,7 +138,17 @@ export interface CliProcess extends AsyncDisposable {
 /** Runs `client.ts` with `args` as a subprocess with the task's permissions. */
 export function runCli(args: string[], env: Record<string, string> = {}): CliProcess {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", "--allow-env", "--allow-net", "--allow-read=/tmp", "--allow-write=/tmp", CLIENT, ...args],
+    args: [
+      "run",
+      "-q",
+      "--allow-env",
+      "--allow-net",
+      "--allow-read=/tmp",
+      "--allow-write=/tmp",
+      "--allow-sys=uid",
+      CLIENT,
+      ...args,
+    ],
     env,
     stdin: "null",
     stdout: "piped",

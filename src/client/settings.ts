@@ -21,7 +21,10 @@ export interface Settings {
   callbackPath: string;
   /** `OAUTH_CODE_KEYS`: parameter names that hold the code, matched case-insensitively. */
   codeKeys: string[];
-  /** `OAUTH_SOCKET_PATH`: absolute path of the coordinator's Unix socket. */
+  /**
+   * `OAUTH_SOCKET_PATH`: absolute path of the coordinator's Unix socket. Default
+   * `$XDG_RUNTIME_DIR/oauth-relay.sock` when `XDG_RUNTIME_DIR` is set, else `/tmp/poast-relay-oauth.sock`.
+   */
   socketPath: string;
   /** `OAUTH_TCP_FALLBACK_PORT`: loopback TCP port of the coordinator in TCP mode. Default `9999`. */
   tcpFallbackPort: number;
@@ -36,8 +39,13 @@ export interface Settings {
    * Default `127.0.0.1`. Anything but loopback requires {@linkcode Settings.token}.
    */
   tcpHost: string;
-  /** `OAUTH_COORDINATOR_TOKEN`: shared secret clients present when they register. Default none. */
+  /** `OAUTH_COORDINATOR_TOKEN`: shared secret both sides prove they hold (protocol v2). Default none. */
   token?: string;
+  /**
+   * `OAUTH_RELAY_UID`: a uid besides the client's own and root that may own the relay's Unix socket
+   * (the relay runs as a service account). Default none.
+   */
+  relayUid?: number;
 }
 
 /**
@@ -182,6 +190,9 @@ function parseKeys(name: string, value: string): string[] {
   return keys;
 }
 
+/** The socket's name in `$XDG_RUNTIME_DIR`, the default directory when it is set. */
+export const RUNTIME_DIR_SOCKET = "oauth-relay.sock";
+
 /** The one parse table: each setting, its variable, and how its value is read. */
 const SETTINGS_TABLE: {
   [K in keyof Settings]-?: [variable: string, parse: (name: string, raw: string) => Settings[K]];
@@ -196,6 +207,7 @@ const SETTINGS_TABLE: {
   useTcp: ["OAUTH_USE_TCP", parseBoolean],
   tcpHost: ["OAUTH_TCP_HOST", parseHost],
   token: ["OAUTH_COORDINATOR_TOKEN", parseToken],
+  relayUid: ["OAUTH_RELAY_UID", parseUid],
 };
 
 /**
@@ -221,6 +233,9 @@ export function loadSettings(env: EnvSource, platform?: string): Settings {
   const get = reader(env);
   const settings: Settings = { ...DEFAULT_SETTINGS, codeKeys: [...DEFAULT_SETTINGS.codeKeys] };
   if (platform === "windows") settings.useTcp = true;
+  // A private per-user directory, where no other user can create the socket first (see docs/security.md).
+  const runtimeDir = get("XDG_RUNTIME_DIR");
+  if (runtimeDir?.startsWith("/")) settings.socketPath = `${runtimeDir.replace(/\/+$/, "")}/${RUNTIME_DIR_SOCKET}`;
   for (const [field, [name, parse]] of Object.entries(SETTINGS_TABLE)) {
     const raw = get(name);
     if (raw !== undefined && raw !== "") (settings as unknown as Record<string, unknown>)[field] = parse(name, raw);
@@ -235,6 +250,14 @@ export function parseHost(name: string, value: string): string {
     throw new ConfigError(name, `${name} must be a host name or IP address, got ${shown(value)}`);
   }
   return host.replace(/^\[(.*)\]$/, "$1");
+}
+
+function parseUid(name: string, value: string): number {
+  const uid = Number(value.trim());
+  if (!/^\d+$/.test(value.trim()) || uid > 2 ** 32 - 2) {
+    throw new ConfigError(name, `${name} must be a numeric user id (see: id -u ACCOUNT), got ${shown(value)}`);
+  }
+  return uid;
 }
 
 function parseToken(name: string, value: string): string {
@@ -265,5 +288,5 @@ function parseToken(name: string, value: string): string {
 export function coordinatorAddress(settings: Settings): CoordinatorAddress {
   return settings.useTcp
     ? { transport: "tcp", hostname: settings.tcpHost, port: settings.tcpFallbackPort }
-    : { transport: "unix", path: settings.socketPath };
+    : { transport: "unix", path: settings.socketPath, relayUid: settings.relayUid };
 }

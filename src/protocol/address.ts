@@ -8,7 +8,12 @@
 
 /** Where the coordinator listens, as clients and `/health` see it. */
 export type CoordinatorAddress =
-  | { transport: "unix"; path: string }
+  | {
+    transport: "unix";
+    path: string;
+    /** A uid besides the client's own and root that may own the socket (`OAUTH_RELAY_UID`: a service account). */
+    relayUid?: number;
+  }
   | { transport: "tcp"; hostname: string; port: number };
 
 /**
