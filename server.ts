@@ -42,12 +42,15 @@ try {
   });
 
   // Listen for signals before the relay announces itself, so a signal never finds the default handler.
-  const stop = async () => {
-    const relay = await starting.catch(() => undefined);
-    logger.info("Shutting down");
-    await relay?.shutdown();
-    Deno.exit(0);
-  };
+  // `deno task` forwards a signal the process group also received: stop once, however many arrive.
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      const relay = await starting.catch(() => undefined);
+      logger.info("Shutting down");
+      await relay?.shutdown();
+      Deno.exit(0);
+    })();
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const signal of signals) Deno.addSignalListener(signal, stop);
   await starting;

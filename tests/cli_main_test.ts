@@ -122,9 +122,20 @@ Deno.test("the wait subcommand is the same as no subcommand", async () => {
   assert.deepEqual(cli.stdout, ["SUB"]);
 });
 
-Deno.test("without a state the CLI waits in single-slot mode", async () => {
+Deno.test("without a state the CLI refuses to wait unless --single-slot says so", async () => {
+  const refused = run(["--socket", "/nonexistent/relay.sock"]);
+  assert.equal(await refused.exit, EXIT.USAGE);
+  assert.deepEqual(refused.stderr, [
+    "oauth-relay: no state: pass --state (or OAUTH_STATE) with the authorization's state, or --single-slot to accept any stateless callback; see --help",
+  ]);
+  const both = run(["--state", "s", "--single-slot"]);
+  assert.equal(await both.exit, EXIT.USAGE);
+  assert.match(both.stderr[0], /--state and --single-slot exclude each other/);
+});
+
+Deno.test("with --single-slot the CLI waits in single-slot mode", async () => {
   await using relay = await startTestRelay();
-  const cli = run(["--socket", relay.client.socketPath!]);
+  const cli = run(["--single-slot", "--socket", relay.client.socketPath!]);
   await cli.waiting;
   assert.deepEqual(cli.stderr, ["oauth-relay: waiting for the callback (single-slot mode)"]);
   await body(await relay.callback({ code: "SLOT" }));

@@ -72,6 +72,17 @@ Deno.test("deno task serve reads .env from the working directory, serves, and st
   await assert.rejects(Deno.lstat(socket), Deno.errors.NotFound, "the socket file is removed on shutdown");
 });
 
+Deno.test("two signals in a row (as through deno task) stop the relay once, with one line", async () => {
+  await using tmp = await tempDir();
+  await using server = startServer({ OAUTH_SOCKET_PATH: `${tmp.path}/twice.sock`, PORT: "0" }, tmp.path);
+  await server.url;
+  server.child.kill("SIGTERM");
+  server.child.kill("SIGINT");
+  const { code, stderr } = await server.exited;
+  assert.equal(code, 0, stderr);
+  assert.equal(stderr.match(/Shutting down/g)?.length, 1, stderr);
+});
+
 Deno.test("deno task serve starts without a .env file", async () => {
   await using tmp = await tempDir();
   const dir = tmp.path;

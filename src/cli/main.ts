@@ -11,7 +11,7 @@ import { type CliIo, type Command, usageError } from "./io.ts";
 import { waitCommand } from "./wait.ts";
 
 /** How the usage line names the program. */
-const PROGRAM = "deno run --allow-net --allow-read --allow-write --allow-env client.ts";
+const PROGRAM = "deno run --allow-net --allow-read --allow-write --allow-env --allow-sys=uid client.ts";
 
 /** The commands, by the name given as the first argument. Adding a command is one entry here. */
 const COMMANDS: Readonly<Record<string, Command>> = {

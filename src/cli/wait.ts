@@ -23,8 +23,11 @@ import { type CliIo, type Command, EXIT, terminalJson, usageError } from "./io.t
 const HELP = `Waits for one OAuth callback at the relay and prints the code on stdout.
 
 Options:
-  --state <state>     State of the authorization request (omit for single-slot mode); or set
-                      OAUTH_STATE, which other users cannot read (command lines they can)
+  --state <state>     State of the authorization request; or set OAUTH_STATE, which other
+                      users cannot read (command lines they can)
+  --single-slot       Wait without a state (single-slot mode): any callback without a state
+                      is taken, including one a web page makes the browser send; only for
+                      providers that cannot return a state
   --timeout <secs>    Seconds to wait (default OAUTH_DEFAULT_TIMEOUT, 300)
   --socket <path>     Coordinator Unix socket (default OAUTH_SOCKET_PATH)
   --tcp               Connect over loopback TCP instead (OAUTH_USE_TCP)
@@ -32,8 +35,18 @@ Options:
   --json              Print the whole result as JSON instead of the code
   --help              Show this help
 
+Environment (flags win):
+  OAUTH_STATE               the state, instead of --state
+  OAUTH_SOCKET_PATH         coordinator Unix socket (default $XDG_RUNTIME_DIR/oauth-relay.sock,
+                            or /tmp/poast-relay-oauth.sock without XDG_RUNTIME_DIR)
+  OAUTH_RELAY_UID           a uid besides yours and root's that may own the socket
+  OAUTH_USE_TCP, OAUTH_TCP_HOST, OAUTH_TCP_FALLBACK_PORT   the coordinator over TCP
+  OAUTH_COORDINATOR_TOKEN   the coordinator token (proved, never sent)
+  OAUTH_DEFAULT_TIMEOUT     seconds to wait without --timeout (300)
+
 Exit codes: 0 code received; 1 callback without a code (payload printed); 2 bad usage;
-3 timeout; 4 relay not reachable; 5 relay refused or ended the wait (e.g. state taken, superseded)`;
+3 timeout; 4 relay not reachable or not trusted; 5 relay refused or ended the wait (e.g. state
+taken, superseded)`;
 
 /** Defaults, then `env` (the process environment when readable, if none is given), then `overrides`. */
 function settingsFrom(env: EnvSource | undefined, overrides: Partial<Settings>): Settings {
@@ -55,6 +68,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
         tcp: { type: "boolean" },
         port: { type: "string" },
         json: { type: "boolean" },
+        "single-slot": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -92,6 +106,17 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
   } catch (error) {
     if (error instanceof ConfigError) return usageError(io, error.message);
     throw error;
+  }
+
+  if (values.state !== undefined && values["single-slot"]) {
+    return usageError(io, "--state and --single-slot exclude each other");
+  }
+  if (values.state === undefined && !values["single-slot"]) {
+    // Without a state any callback is taken: a web page can make the browser send one (CSRF).
+    return usageError(
+      io,
+      "no state: pass --state (or OAUTH_STATE) with the authorization's state, or --single-slot to accept any stateless callback",
+    );
   }
 
   try {
