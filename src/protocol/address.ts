@@ -14,7 +14,12 @@ export type CoordinatorAddress =
     /** A uid besides the client's own and root that may own the socket (`OAUTH_RELAY_UID`: a service account). */
     relayUid?: number;
   }
-  | { transport: "tcp"; hostname: string; port: number };
+  | { transport: "tcp"; hostname: string; port: number }
+  | {
+    transport: "https";
+    /** The relay's public base URL, e.g. `https://relay.example.com` (`http://` only on loopback). */
+    url: string;
+  };
 
 /**
  * The address as one short string, for messages: a path, or `host:port`.
@@ -31,7 +36,9 @@ export type CoordinatorAddress =
  * ```
  */
 export function formatAddress(address: CoordinatorAddress): string {
-  return address.transport === "unix" ? address.path : `${address.hostname}:${address.port}`;
+  if (address.transport === "unix") return address.path;
+  if (address.transport === "https") return address.url;
+  return `${address.hostname}:${address.port}`;
 }
 
 /**
@@ -52,3 +59,6 @@ export function formatAddress(address: CoordinatorAddress): string {
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
 }
+
+/** A coordinator address of the socket kind (Unix socket or TCP), as the relay listens. */
+export type SocketAddress = Exclude<CoordinatorAddress, { transport: "https" }>;

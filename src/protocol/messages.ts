@@ -77,6 +77,11 @@ export interface RegisteredMessage {
   state: string | null;
   /** Seconds the relay holds the registration: the client's request, or less when the relay caps it. */
   timeout?: number;
+  /**
+   * Over HTTPS only: the registration's secret, with which the client takes
+   * it back after its stream broke (`POST /v1/wait` with `state` and `resume`).
+   */
+  resume?: string;
 }
 
 /** Relay → client: the callback arrived. Final. */

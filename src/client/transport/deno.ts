@@ -46,8 +46,10 @@ export async function connectDeno(address: CoordinatorAddress): Promise<ByteStre
           untrusted: true,
         });
       }
-    } else {
+    } else if (address.transport === "tcp") {
       conn = await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+    } else {
+      throw new ConnectError(`a socket transport cannot reach ${address.url}`);
     }
   } catch (error) {
     if (error instanceof ConnectError) throw error;

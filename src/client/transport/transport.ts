@@ -18,8 +18,10 @@ export interface Registration {
   state: string | null;
   /** Seconds the relay should keep the registration. */
   timeout: number;
-  /** The coordinator token, when the relay requires one. */
+  /** The coordinator token (sockets), or the client token (HTTPS), when the relay requires one. */
   token?: string;
+  /** The `resume` secret of an earlier registration of this wait (HTTPS), to take it back. */
+  resume?: string;
 }
 
 /** One open registration: the relay's messages, in order. */
