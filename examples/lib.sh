@@ -73,8 +73,12 @@ close_connection() {
 }
 trap close_connection EXIT
 
+# send LINE: writes one line to the relay (and shows it). Every byte a script sends goes through here, and
+# SENT keeps them all, so a script can check what never went out.
+SENT=
 send() {
   say "→ $1"
+  SENT+="$1"$'\n'
   printf '%s\n' "$1" >&3 || die "cannot write to the relay"
 }
 
@@ -109,6 +113,37 @@ callback() {
   status=$(curl -sS -o /dev/null -w '%{http_code}' "$CALLBACK_URL?$1") || die "curl failed: $CALLBACK_URL"
   say "GET ${CALLBACK_URL}?$1 → HTTP $status"
   [[ $status == "$2" ]] || die "the callback got HTTP $status, expected $2"
+}
+
+# base64url: standard input in base64url without padding (RFC 4648 section 5), as nonces and proofs are.
+base64url() { base64 | tr '+/' '-_' | tr -d '=\n'; }
+
+# nonce: 32 random bytes in base64url, 43 characters, for a hello message.
+nonce() {
+  command -v openssl >/dev/null || die "needs openssl (apt-get install openssl)"
+  openssl rand 32 | base64url
+}
+
+# proof KEY MESSAGE: HMAC-SHA256 of MESSAGE under KEY (RFC 2104), in base64url; the same as
+#   printf '%s' MESSAGE | openssl dgst -sha256 -hmac KEY -binary | base64url
+# but built from plain SHA-256 so that the key reaches openssl on its standard input only: with -hmac it
+# would be in openssl's command line, which every local user can read (ps, /proc/PID/cmdline).
+proof() {
+  command -v openssl >/dev/null || die "needs openssl (apt-get install openssl)"
+  local key i byte inner ipad='' opad='' hex
+  key=$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n')
+  # A key longer than SHA-256's 64-byte block is hashed first; a shorter one is padded with zeros.
+  ((${#key} <= 128)) || key=$(printf '%s' "$1" | openssl dgst -sha256 -binary | od -An -v -tx1 | tr -d ' \n')
+  while ((${#key} < 128)); do key+=00; done
+  for ((i = 0; i < 128; i += 2)); do
+    byte=$((16#${key:i:2}))
+    printf -v hex '\\x%02x' $((byte ^ 0x36))
+    ipad+=$hex
+    printf -v hex '\\x%02x' $((byte ^ 0x5c))
+    opad+=$hex
+  done
+  inner=$({ printf '%b' "$ipad" && printf '%s' "$2"; } | openssl dgst -sha256 -binary | od -An -v -tx1 | tr -d ' \n')
+  { printf '%b' "$opad" && printf '%b' "$(printf '%s' "$inner" | sed 's/../\\x&/g')"; } | openssl dgst -sha256 -binary | base64url
 }
 
 # A fresh random state: a used one is refused for 10 minutes (state_used).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A client of the coordinator protocol, by hand, over the relay's Unix socket:
-#   1. register a state and wait for the relay's "registered" line;
+#   1. register a state and wait for the relay's "registered" line, which says how long it holds it
+#      (no token here: no handshake, the register line comes first);
 #   2. play the provider's redirect with curl: the relay delivers the callback on the socket and closes it;
 #   3. replay the callback (404) and register the same state again (refused: state_used).
 # Prints the lines the relay sent on stdout, one JSON object per line, and a narration on stderr.
@@ -19,12 +20,14 @@ state=${STATE:-$(random_state)}
 code=${CODE:-SplxlOBeZQQYbYS6WxSbIA}
 url_safe STATE "$state"
 url_safe CODE "$code"
-register="{\"v\":1,\"type\":\"register\",\"state\":\"$state\",\"timeout\":${TIMEOUT:-120}}"
+register="{\"v\":2,\"type\":\"register\",\"state\":\"$state\",\"timeout\":${TIMEOUT:-120}}"
 
 say "1. register over $socket"
 open_connection unix "$socket"
 send "$register"
 expect_line registered "\"state\":\"$state\""
+[[ $LINE =~ \"timeout\":([0-9.e+-]+) ]] || die "the registered line has no timeout"
+say "   the relay holds the registration for ${BASH_REMATCH[1]} s (at most OAUTH_MAX_TIMEOUT)"
 
 say "2. the provider's redirect"
 callback "code=$code&state=$state" 200

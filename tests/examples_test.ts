@@ -1,8 +1,9 @@
 /**
  * The scripts in examples/ run against a real relay and get what
- * docs/protocol.md says. They need bash and curl, and for the Unix socket
- * socat or OpenBSD netcat (`nc -U`); CI installs socat. Each script is run with
- * every one of the two that is installed.
+ * docs/protocol.md says. They need bash and curl, openssl for the token
+ * handshake, and for the Unix socket socat or OpenBSD netcat (`nc -U`); CI
+ * installs socat. Each script is run with every one of the two that is
+ * installed.
  *
  * @module
  */
@@ -18,6 +19,7 @@ async function succeeds(script: string): Promise<boolean> {
 }
 
 const HAS_CURL = await succeeds("command -v curl");
+const HAS_OPENSSL = await succeeds("command -v openssl");
 const CONNECTORS: string[] = [];
 if (await succeeds("command -v socat")) CONNECTORS.push("socat");
 // Only OpenBSD netcat has -U; the traditional one rejects it.
@@ -28,6 +30,8 @@ const SKIP = !Deno.env.get("CI") && (!HAS_CURL || CONNECTORS.length === 0);
 if (SKIP) {
   console.warn("Skipping the examples/ scripts: they need curl and socat (apt-get install curl socat)");
 }
+const SKIP_TOKEN = SKIP || (!Deno.env.get("CI") && !HAS_OPENSSL);
+if (!SKIP && SKIP_TOKEN) console.warn("Skipping examples/register_tcp_token.sh: it needs openssl");
 // Under CI a missing tool fails the tests below instead of hiding them.
 if (CONNECTORS.length === 0) CONNECTORS.push("socat");
 
@@ -82,13 +86,15 @@ for (const tool of CONNECTORS) {
       });
       assert.equal(run1.code, 0, run1.stderr);
       assert.deepEqual(kinds(run1.lines), ["registered", "callback", "error state_used"]);
-      assert.deepEqual(run1.lines[0], { v: 1, type: "registered", state: "example-unix-1", timeout: 120 });
+      assert.deepEqual(run1.lines[0], { v: 2, type: "registered", state: "example-unix-1", timeout: 120 });
+      for (const line of run1.lines) assert.equal(line.v, 2);
       assert.deepEqual(run1.lines[1].result, {
         success: true,
         code: "SplxlOBeZQQYbYS6WxSbIA",
         state: "example-unix-1",
         raw: { code: "SplxlOBeZQQYbYS6WxSbIA", state: "example-unix-1" },
       });
+      assert.match(run1.stderr, /holds the registration for 120 s/);
       assert.match(run1.stderr, /→ HTTP 200\n[^]*→ HTTP 404\n/);
       await relay.logged(/Replayed callback for already delivered state 'example-unix-1'/);
       const health = await (await fetch(`${relay.url}/health`)).json();
@@ -112,14 +118,18 @@ for (const tool of CONNECTORS) {
         "error protocol", // not JSON
         "error protocol", // not an object
         "error protocol", // unknown type
-        "error unsupported_version", // v 2
+        "error unsupported_version", // v 1
         "error unsupported_version", // no v
+        "error protocol", // a nonce that is not 32 bytes
         "error protocol", // empty state
         "error protocol", // timeout as a string
+        "error idle", // silent for 3 s
         "registered",
         "error timeout",
       ]);
-      for (const line of lines) assert.equal(line.v, 1);
+      for (const line of lines) assert.equal(line.v, 2);
+      assert.equal(lines[3].message, "Unsupported protocol version 1: this side speaks v2");
+      assert.equal(lines[9].timeout, 0.5, "registered says how long the relay holds the registration");
       // The relay kept serving the client that was already waiting.
       await body(await relay.callback({ code: "STILL_FINE", state: "bystander" }));
       assert.equal((await bystander.result).code, "STILL_FINE");
@@ -127,30 +137,95 @@ for (const tool of CONNECTORS) {
   });
 }
 
+/**
+ * A TCP proxy on loopback to `port` that records every byte clients send
+ * through it: what went out on the wire, whatever the script prints.
+ */
+function tap(port: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const chunks: Uint8Array[] = [];
+  const pipes: Promise<unknown>[] = [];
+  const accepting = (async () => {
+    for await (const client of listener) {
+      const upstream = await Deno.connect({ hostname: "127.0.0.1", port });
+      const recorder = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          chunks.push(chunk.slice());
+          controller.enqueue(chunk);
+        },
+      });
+      pipes.push(
+        Promise.all([
+          client.readable.pipeThrough(recorder).pipeTo(upstream.writable).catch(() => {}),
+          upstream.readable.pipeTo(client.writable).catch(() => {}),
+        ]).finally(() => {
+          for (const conn of [client, upstream]) {
+            try {
+              conn.close();
+            } catch { /* already closed */ }
+          }
+        }),
+      );
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    /** Everything clients sent, as text. */
+    sent: () => new TextDecoder().decode(new Uint8Array(chunks.flatMap((chunk) => [...chunk]))),
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await accepting;
+      await Promise.all(pipes);
+    },
+  };
+}
+
 Deno.test({
   name: "register_tcp_token.sh is refused without the token, and with it gets the code and the provider's iss",
-  ignore: SKIP,
+  ignore: SKIP_TOKEN,
   async fn() {
     const token = "example-token-0123456789abcdef";
     await using relay = await startTestRelay({ mode: "tcp", settings: { token } });
+    await using wire = tap(relay.client.tcpFallbackPort!);
     const { code, lines, stderr } = await run("register_tcp_token.sh", {
       OAUTH_TCP_HOST: "127.0.0.1",
-      OAUTH_TCP_FALLBACK_PORT: String(relay.client.tcpFallbackPort),
+      OAUTH_TCP_FALLBACK_PORT: String(wire.port),
       OAUTH_COORDINATOR_TOKEN: token,
       RELAY_URL: relay.url,
       STATE: "example-tcp-1",
       CODE: "tcp-code-123",
     });
     assert.equal(code, 0, stderr);
-    assert.deepEqual(kinds(lines), ["error unauthorized", "registered", "callback"]);
-    assert.deepEqual(lines[2].result, {
+    assert.deepEqual(kinds(lines), [
+      "error unauthorized", // no proof
+      "challenge",
+      "error unauthorized", // a proof under a guessed token
+      "challenge",
+      "registered",
+      "callback",
+    ]);
+    for (const line of lines) assert.equal(line.v, 2);
+    for (const challenge of [lines[1], lines[3]]) {
+      assert.match(String(challenge.nonce), /^[A-Za-z0-9_-]{43}$/);
+      assert.match(String(challenge.proof), /^[A-Za-z0-9_-]{43}$/);
+    }
+    assert.deepEqual(lines[4], { v: 2, type: "registered", state: "example-tcp-1", timeout: 120 });
+    assert.deepEqual(lines[5].result, {
       success: true,
       code: "tcp-code-123",
       state: "example-tcp-1",
       raw: { code: "tcp-code-123", state: "example-tcp-1", iss: "https://provider.example" },
     });
     await relay.logged(/WARN - Refused coordinator client from 127\.0\.0\.1:\d+: no token/);
+    await relay.logged(/WARN - Refused coordinator client from 127\.0\.0\.1:\d+: wrong token/);
+    assert.match(stderr, /the relay's proof checks out/);
     assert.ok(!stderr.includes(token), "the script does not print the token");
+    // What actually went out on the wire: two hellos, proofs, and never the token.
+    const sent = wire.sent();
+    assert.equal(sent.match(/"type":"hello","nonce":"[A-Za-z0-9_-]{43}"/g)?.length, 2, sent);
+    assert.equal(sent.match(/"proof":"[A-Za-z0-9_-]{43}"/g)?.length, 2, sent);
+    assert.ok(!sent.includes(token), "the token never crossed the wire");
+    assert.ok(!sent.includes('"token"'), "no token field either");
   },
 });
 
