@@ -16,6 +16,18 @@ function fail(message: string): never {
   Deno.exit(1);
 }
 
+/** Reads a PEM file named by `variable`; a failure stops the relay with one line naming the variable. */
+function readPem(variable: string, path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new ConfigError(
+      variable,
+      `${variable}=${path} cannot be read: ${error instanceof Error ? error.message.split("\n")[0] : error}`,
+    );
+  }
+}
+
 function describe(error: unknown): string {
   if (error instanceof ConfigError || error instanceof ListenError) return error.message;
   if (error instanceof Deno.errors.AddrInUse) {
@@ -38,6 +50,16 @@ try {
     maxWaiters: config.maxWaiters,
     maxTimeout: config.maxTimeout,
     singleSlot: config.singleSlot,
+    clientTokens: config.clientTokens,
+    maxWaitersPerToken: config.maxWaitersPerToken,
+    sseHeartbeatMs: config.sseHeartbeat * 1000,
+    resumeGraceMs: config.resumeGrace * 1000,
+    tls: config.tlsCertFile && config.tlsKeyFile
+      ? {
+        cert: readPem("OAUTH_TLS_CERT_FILE", config.tlsCertFile),
+        key: readPem("OAUTH_TLS_KEY_FILE", config.tlsKeyFile),
+      }
+      : undefined,
     limits: { maxBodyBytes: config.maxBodyBytes },
   });
 

@@ -335,6 +335,8 @@ class RelayBench {
       "--allow-net",
       `--allow-read=${dir}`,
       `--allow-write=${dir}`,
+      // As `deno task serve`: the relay sizes its caps to the file limit it reads with `sh -c "ulimit -n"`.
+      "--allow-run=sh",
       ...profileFlags(`relay-${mode}`),
       SERVER,
     ], {

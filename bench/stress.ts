@@ -2,11 +2,12 @@
  * `deno task stress`: measures the reliability figures of docs/reliability.md
  * and exits non-zero when one is wrong.
  *
- *   deno task stress            the full run (10,000 waiters, 100 × 1,000, 10⁶ frames, 1,000 slow connections)
+ *   deno task stress            the full run (10,000 waiters, 100 × 1,000, 10⁶ frames, 1,000 slow connections,
+ *                               a flood of 4,500 connections under ulimit -n 256)
  *   deno task stress --quick    the same scenarios, smaller (about a tenth)
  *   deno task stress --tcp      the coordinator on loopback TCP instead of a Unix socket
  *   deno task stress --seed=N   repeat a run's random choices (orders, fuzz inputs)
- *   deno task stress --only=waiters,parallel,fuzz,slow
+ *   deno task stress --only=waiters,parallel,fuzz,slow,flood
  *
  * This file only parses the arguments and prints the figures. Each scenario is
  * a file in bench/stress/ that sizes its run and turns its measurement into
@@ -22,6 +23,7 @@
  */
 
 import { runDuplicates } from "./stress/duplicates.ts";
+import { runFlood } from "./stress/flood.ts";
 import { runFuzzInProcess } from "./stress/fuzz_in_process.ts";
 import { runFuzzWire } from "./stress/fuzz_wire.ts";
 import { print, type Scenario, secs, type StressRun } from "./stress/report.ts";
@@ -34,6 +36,7 @@ const SCENARIOS: Record<string, Scenario[]> = {
   parallel: [runDuplicates],
   fuzz: [runFuzzInProcess, runFuzzWire],
   slow: [runSlow],
+  flood: [runFlood],
 };
 
 /** The command line of a run. */

@@ -263,3 +263,24 @@ Deno.test({
     });
   },
 });
+
+Deno.test("wait_curl.sh waits over HTTP with nothing but curl: registered, then the callback", async () => {
+  const token = "example-client-token-0123456789abcdef";
+  await using relay = await startTestRelay({ relay: { clientTokens: [token] } });
+  const { code, lines, stderr } = await run("wait_curl.sh", {
+    OAUTH_CLIENT_TOKEN: token,
+    RELAY_URL: relay.url,
+    STATE: "example-curl-1",
+    CODE: "curl-code-123",
+  });
+  assert.equal(code, 0, stderr);
+  assert.equal(lines.length, 2, stderr);
+  assert.equal(lines[0].state, "example-curl-1");
+  assert.match(String(lines[0].resume), /^[A-Za-z0-9_-]{43}$/);
+  assert.deepEqual(lines[1], {
+    success: true,
+    code: "curl-code-123",
+    state: "example-curl-1",
+    raw: { code: "curl-code-123", state: "example-curl-1" },
+  });
+});

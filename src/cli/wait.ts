@@ -14,6 +14,7 @@ import {
   loadSettings,
   parsePath,
   parsePort,
+  parseRelayUrl,
   parseSeconds,
   reader,
   type Settings,
@@ -32,6 +33,8 @@ Options:
   --socket <path>     Coordinator Unix socket (default OAUTH_SOCKET_PATH)
   --tcp               Connect over loopback TCP instead (OAUTH_USE_TCP)
   --port <port>       Coordinator TCP port, implies --tcp (default OAUTH_TCP_FALLBACK_PORT, 9999)
+  --relay <url>       Wait at this relay over HTTPS (default OAUTH_RELAY_URL); the token comes
+                      from OAUTH_CLIENT_TOKEN only, never a flag (command lines are public)
   --json              Print the whole result as JSON instead of the code
   --help              Show this help
 
@@ -42,6 +45,7 @@ Environment (flags win):
   OAUTH_RELAY_UID           a uid besides yours and root's that may own the socket
   OAUTH_USE_TCP, OAUTH_TCP_HOST, OAUTH_TCP_FALLBACK_PORT   the coordinator over TCP
   OAUTH_COORDINATOR_TOKEN   the coordinator token (proved, never sent)
+  OAUTH_RELAY_URL, OAUTH_CLIENT_TOKEN   wait at a relay over HTTPS, with this bearer token
   OAUTH_DEFAULT_TIMEOUT     seconds to wait without --timeout (300)
 
 Exit codes: 0 code received; 1 callback without a code (payload printed); 2 bad usage;
@@ -67,6 +71,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
         socket: { type: "string" },
         tcp: { type: "boolean" },
         port: { type: "string" },
+        relay: { type: "string" },
         json: { type: "boolean" },
         "single-slot": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -102,6 +107,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
       overrides.useTcp = true;
     }
     if (values.tcp) overrides.useTcp = true;
+    if (values.relay !== undefined) overrides.relayUrl = parseRelayUrl("--relay", values.relay);
     settings = settingsFrom(io.env, overrides);
   } catch (error) {
     if (error instanceof ConfigError) return usageError(io, error.message);

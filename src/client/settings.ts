@@ -46,6 +46,13 @@ export interface Settings {
    * (the relay runs as a service account). Default none.
    */
   relayUid?: number;
+  /**
+   * `OAUTH_RELAY_URL`: wait at this relay over HTTPS instead of the socket, e.g.
+   * `https://relay.example.com` (`http://` only for loopback hosts). Default none.
+   */
+  relayUrl?: string;
+  /** `OAUTH_CLIENT_TOKEN`: the bearer token for {@linkcode Settings.relayUrl}. Default none. */
+  clientToken?: string;
 }
 
 /**
@@ -208,6 +215,8 @@ const SETTINGS_TABLE: {
   tcpHost: ["OAUTH_TCP_HOST", parseHost],
   token: ["OAUTH_COORDINATOR_TOKEN", parseToken],
   relayUid: ["OAUTH_RELAY_UID", parseUid],
+  relayUrl: ["OAUTH_RELAY_URL", parseRelayUrl],
+  clientToken: ["OAUTH_CLIENT_TOKEN", (_name, raw) => raw.trim()],
 };
 
 /**
@@ -252,6 +261,27 @@ export function parseHost(name: string, value: string): string {
   return host.replace(/^\[(.*)\]$/, "$1");
 }
 
+/**
+ * Parses a relay's public URL: `https://`, or `http://` for a loopback host
+ * only, so a client token never travels in clear (RFC 6750 §5.3).
+ */
+export function parseRelayUrl(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new ConfigError(name, `${name} must be a URL like https://relay.example.com, got ${shown(value)}`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopback(host))) {
+    throw new ConfigError(name, `${name} must use https:// (http:// only for a loopback host), got ${shown(value)}`);
+  }
+  if (url.username || url.password || url.search || url.hash) {
+    throw new ConfigError(name, `${name} must not carry credentials, a query or a fragment, got ${shown(value)}`);
+  }
+  return url.href.replace(/\/+$/, "");
+}
+
 function parseUid(name: string, value: string): number {
   const uid = Number(value.trim());
   if (!/^\d+$/.test(value.trim()) || uid > 2 ** 32 - 2) {
@@ -286,6 +316,7 @@ function parseToken(name: string, value: string): string {
  * ```
  */
 export function coordinatorAddress(settings: Settings): CoordinatorAddress {
+  if (settings.relayUrl !== undefined) return { transport: "https", url: settings.relayUrl };
   return settings.useTcp
     ? { transport: "tcp", hostname: settings.tcpHost, port: settings.tcpFallbackPort }
     : { transport: "unix", path: settings.socketPath, relayUid: settings.relayUid };

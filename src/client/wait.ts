@@ -7,7 +7,14 @@
 import { ERROR_CODES, MAX_TIMEOUT_SECONDS, type OAuthCallbackResult, ProtocolError } from "../protocol/mod.ts";
 import { platform, readableEnv } from "./env.ts";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "./errors.ts";
-import { coordinatorAddress, DEFAULT_SETTINGS, formatAddress, loadSettings, type Settings } from "./settings.ts";
+import {
+  coordinatorAddress,
+  DEFAULT_SETTINGS,
+  formatAddress,
+  loadSettings,
+  parseRelayUrl,
+  type Settings,
+} from "./settings.ts";
 import { defaultTransport } from "./transport/default.ts";
 import { ConnectError, type RelayChannel, type Transport } from "./transport/transport.ts";
 
@@ -169,6 +176,8 @@ type Session =
 export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAuthCallbackResult> {
   validate(options);
   const settings = resolveSettings(options.settings);
+  // Settings given in code skip the environment's parsing: hold a relay URL to the same rule.
+  if (settings.relayUrl !== undefined) settings.relayUrl = parseRelayUrl("settings.relayUrl", settings.relayUrl);
   const timeout = options.timeout ?? settings.defaultTimeout;
   const address = coordinatorAddress(settings);
   const where = formatAddress(address);
@@ -197,7 +206,12 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
 
   const transport = options.transport ?? defaultTransport;
   let channel: RelayChannel | undefined;
-  const onAbort = () => channel?.close();
+  /** The registration's secret over HTTPS, to take it back after a drop without announcing it again. */
+  let resume: string | undefined;
+  const onAbort = () => {
+    channel?.cancel?.();
+    channel?.close();
+  };
   signal.addEventListener("abort", onAbort, { once: true });
 
   /** One registration: read until the callback, an error, or the channel ends. */
@@ -208,6 +222,7 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
         if (message.type === "registered") {
           registered = true;
           lost = false;
+          resume = message.resume ?? resume;
           const granted = message.timeout;
           if (announce) options.onRegistered?.({ timeout: granted, capped: granted !== undefined && granted < asked });
         } else if (message.type === "challenge") {
@@ -246,7 +261,8 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
     for (let attempt = 0;; attempt++) {
       const remaining = Math.max(0.001, (deadlineAt - Date.now()) / 1000);
       try {
-        channel = await transport.open(address, { state, timeout: remaining, token: settings.token });
+        const token = address.transport === "https" ? settings.clientToken : settings.token;
+        channel = await transport.open(address, { state, timeout: remaining, token, resume });
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         // Unreachable at the start is a setup problem: say so now rather than after the timeout.

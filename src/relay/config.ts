@@ -12,6 +12,7 @@ import {
   parseBoolean,
   parseCount,
   parseHost,
+  parsePath,
   parsePort,
   parseSeconds,
   reader,
@@ -24,6 +25,7 @@ import {
   DEFAULT_MAX_WAITERS,
   MAX_BODY_BYTES_LIMIT,
 } from "../protocol/limits.ts";
+import { MIN_CLIENT_TOKEN_LENGTH } from "./http/client_tokens.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** Settings only the relay process reads: its HTTP listener, log level and limits. */
@@ -44,6 +46,21 @@ export interface ServerConfig {
   maxTimeout: number;
   /** `OAUTH_SINGLE_SLOT`: accept waiters without a state (single-slot mode). Default `true`. */
   singleSlot: boolean;
+  /**
+   * `OAUTH_CLIENT_TOKENS` (comma-separated) and `OAUTH_CLIENT_TOKENS_FILE` (one per line): bearer tokens
+   * of remote waiters on `POST /v1/wait`, each at least 32 characters. None: the route answers 404.
+   */
+  clientTokens: string[];
+  /** `OAUTH_MAX_WAITERS_PER_TOKEN`: most remote waiters one token may hold. Default 100. */
+  maxWaitersPerToken: number;
+  /** `OAUTH_SSE_HEARTBEAT`: seconds between comment lines on an idle wait stream. Default 15. */
+  sseHeartbeat: number;
+  /** `OAUTH_RESUME_GRACE`: seconds a remote registration (or its callback) is kept after its stream broke. Default 30. */
+  resumeGrace: number;
+  /** `OAUTH_TLS_CERT_FILE`: PEM certificate (chain) for HTTPS on the HTTP port. Default none. */
+  tlsCertFile?: string;
+  /** `OAUTH_TLS_KEY_FILE`: PEM private key for HTTPS on the HTTP port. Default none. */
+  tlsKeyFile?: string;
 }
 
 /** The defaults of {@linkcode ServerConfig}. */
@@ -56,6 +73,10 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logLevel: "info",
   maxTimeout: DEFAULT_MAX_TIMEOUT_SECONDS,
   singleSlot: true,
+  clientTokens: [],
+  maxWaitersPerToken: 100,
+  sseHeartbeat: 15,
+  resumeGrace: 30,
 });
 
 function parseLogLevel(name: string, value: string): LogLevel {
@@ -84,7 +105,30 @@ const SERVER_TABLE: {
   socketMode: ["OAUTH_SOCKET_MODE", parseSocketMode],
   maxTimeout: ["OAUTH_MAX_TIMEOUT", parseSeconds],
   singleSlot: ["OAUTH_SINGLE_SLOT", parseBoolean],
+  clientTokens: ["OAUTH_CLIENT_TOKENS", (name, raw) => parseClientTokens(name, raw.split(","))],
+  maxWaitersPerToken: ["OAUTH_MAX_WAITERS_PER_TOKEN", (name, raw) => parseCount(name, raw)],
+  sseHeartbeat: ["OAUTH_SSE_HEARTBEAT", parseSeconds],
+  resumeGrace: ["OAUTH_RESUME_GRACE", parseSeconds],
+  tlsCertFile: ["OAUTH_TLS_CERT_FILE", parsePath],
+  tlsKeyFile: ["OAUTH_TLS_KEY_FILE", parsePath],
 };
+
+function parseClientTokens(name: string, tokens: string[]): string[] {
+  const list = tokens.map((token) => token.trim()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError(name, `${name} must list at least one token`);
+  for (const [i, token] of list.entries()) {
+    if (token.length < MIN_CLIENT_TOKEN_LENGTH || !/^[A-Za-z0-9\-._~+/]+=*$/.test(token)) {
+      // Never echo a token: name its position only.
+      throw new ConfigError(
+        name,
+        `${name}: token ${
+          i + 1
+        } must be at least ${MIN_CLIENT_TOKEN_LENGTH} characters of A-Z a-z 0-9 -._~+/ (use e.g. openssl rand -hex 32)`,
+      );
+    }
+  }
+  return list;
+}
 
 /**
  * Reads {@linkcode ServerConfig} from environment variables.
@@ -93,7 +137,10 @@ const SERVER_TABLE: {
  * @returns The relay's own settings, defaults filled in.
  * @throws {ConfigError} When a variable holds a value that cannot be used.
  */
-export function loadServerConfig(env: EnvSource): ServerConfig {
+export function loadServerConfig(
+  env: EnvSource,
+  readFile: (path: string) => string = (path) => Deno.readTextFileSync(path),
+): ServerConfig {
   const get = reader(env);
   const config: ServerConfig = { ...DEFAULT_SERVER_CONFIG };
   for (const [field, [name, parse]] of Object.entries(SERVER_TABLE)) {
@@ -101,6 +148,28 @@ export function loadServerConfig(env: EnvSource): ServerConfig {
     if (raw !== undefined && raw.trim() !== "") {
       (config as unknown as Record<string, unknown>)[field] = parse(name, raw);
     }
+  }
+  const file = get("OAUTH_CLIENT_TOKENS_FILE")?.trim();
+  if (file) {
+    let text: string;
+    try {
+      text = readFile(file);
+    } catch (error) {
+      throw new ConfigError(
+        "OAUTH_CLIENT_TOKENS_FILE",
+        `OAUTH_CLIENT_TOKENS_FILE=${file} cannot be read: ${
+          error instanceof Error ? error.message.split("\n")[0] : error
+        }`,
+      );
+    }
+    const fromFile = parseClientTokens("OAUTH_CLIENT_TOKENS_FILE", text.split("\n"));
+    config.clientTokens = [...config.clientTokens, ...fromFile];
+  }
+  if ((config.tlsCertFile === undefined) !== (config.tlsKeyFile === undefined)) {
+    throw new ConfigError(
+      config.tlsCertFile ? "OAUTH_TLS_KEY_FILE" : "OAUTH_TLS_CERT_FILE",
+      "OAUTH_TLS_CERT_FILE and OAUTH_TLS_KEY_FILE go together: set both for HTTPS, or neither",
+    );
   }
   return config;
 }

@@ -25,6 +25,7 @@ export type FileLimitSource =
 export interface FileLimit {
   /** Descriptors the process may hold at once; `Infinity` when there is no limit. */
   limit: number;
+  /** How the relay knows it. */
   source: FileLimitSource;
   /** Why the limit could not be read, when `source` is `"assumed"`. */
   why?: string;
@@ -42,12 +43,18 @@ export function parseUlimit(text: string): number | undefined {
   return limit > 0 ? limit : undefined;
 }
 
+let read: Promise<FileLimit> | undefined;
+
 /**
- * Reads the file limit once. Never prompts: the permission is queried first,
- * and without it the limit is assumed ({@linkcode ASSUMED_FILE_LIMIT}) and
- * `why` says what to grant.
+ * The file limit, read once per process (it cannot change under Deno). Never
+ * prompts: the permission is queried first, and without it the limit is
+ * assumed ({@linkcode ASSUMED_FILE_LIMIT}) and `why` says what to grant.
  */
-export async function readFileLimit(): Promise<FileLimit> {
+export function readFileLimit(): Promise<FileLimit> {
+  return read ??= readOnce();
+}
+
+async function readOnce(): Promise<FileLimit> {
   if (Deno.build.os === "windows") return { limit: Infinity, source: "none" };
   const assumed = (why: string): FileLimit => ({ limit: ASSUMED_FILE_LIMIT, source: "assumed", why });
   let state: Deno.PermissionState;

@@ -7,16 +7,33 @@
 
 import { type CoordinatorAddress, formatAddress, type Settings } from "../client/settings.ts";
 import { checkRelaySettings } from "./config.ts";
-import { DEFAULT_MAX_WAITERS, ERROR_CODES } from "../protocol/mod.ts";
+import { DEFAULT_MAX_WAITERS, ERROR_CODES, REGISTER_TIMEOUT_MS } from "../protocol/mod.ts";
+
+/** Default {@linkcode RelayOptions.maxWaitersPerToken}. */
+export const DEFAULT_MAX_WAITERS_PER_TOKEN = 100;
+/** Default {@linkcode RelayOptions.sseHeartbeatMs}. */
+export const DEFAULT_SSE_HEARTBEAT_MS = 15_000;
+/** Default {@linkcode RelayOptions.resumeGraceMs}. */
+export const DEFAULT_RESUME_GRACE_MS = 30_000;
 import { type Coordinator, DEFAULT_MAX_PENDING, serveCoordinator } from "./coordinator/serve.ts";
-import { createHandler, type HttpLimits } from "./http/handler.ts";
+import { createHandler, DEFAULT_HTTP_LIMITS, type HttpLimits } from "./http/handler.ts";
+import { fixedPage, unavailablePage } from "./http/pages.ts";
+import { ClientTokens } from "./http/client_tokens.ts";
+import { createWaitRoute } from "./http/wait.ts";
+import { type HttpHandler, type HttpStats, serveHttp } from "./http/serve.ts";
+import { fairListener } from "./fair_accept.ts";
+import { readFileLimit } from "./fd_limit.ts";
+import { DEFAULT_MAX_HTTP_CONNECTIONS, describePlan, type DescriptorPlan, planDescriptors } from "./fd_budget.ts";
 import { type BoundListener, listenTcp, listenUnix } from "./coordinator/listen.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, LOG_INTERVAL_MS, type Logger } from "./log.ts";
+import { reclaimAfterFloods } from "./reclaim.ts";
 import { MemoryRegistry } from "./registry/memory.ts";
 import type { Registry } from "./registry/registry.ts";
 
 /** How long shutdown waits for in-flight callbacks. */
 const SHUTDOWN_GRACE_MS = 5000;
+/** The answer to a slow callback cut off to make room during a flood: reload in a moment. */
+const busyPage = fixedPage(unavailablePage(), { "retry-after": "5" });
 
 /** Options of {@linkcode startRelay}. */
 export interface RelayOptions {
@@ -31,7 +48,7 @@ export interface RelayOptions {
   socketMode?: number;
   /** Limits on callback requests. */
   limits?: Partial<HttpLimits>;
-  /** Most waiters at once. Default 10,000. */
+  /** Most waiters at once, when the file limit allows (see {@linkcode Relay.caps}). Default 10,000. */
   maxWaiters?: number;
   /** Where waiters register. Default: a {@linkcode MemoryRegistry} of `maxWaiters`. */
   registry?: Registry;
@@ -45,8 +62,28 @@ export interface RelayOptions {
   singleSlot?: boolean;
   /** Most coordinator connections that have not registered yet. Default 64. */
   maxPending?: number;
+  /** Bearer tokens of remote waiters: `POST /v1/wait` answers only when there is at least one. */
+  clientTokens?: readonly string[];
+  /** Most remote waiters one client token may hold. Default 100. */
+  maxWaitersPerToken?: number;
+  /** Milliseconds between heartbeats on an idle remote wait stream. Default 15,000. */
+  sseHeartbeatMs?: number;
+  /** Milliseconds a remote registration (or its callback) is kept after its stream broke. Default 30,000. */
+  resumeGraceMs?: number;
+  /** PEM certificate (chain) and key: the HTTP port serves HTTPS. */
+  tls?: { cert: string; key: string };
   /** Milliseconds shutdown waits for in-flight callbacks before cutting them off (503). Default 5000. */
   shutdownGraceMs?: number;
+  /** The file limit to size the caps to. Default: read at start (`sh -c "ulimit -n"`, needs `--allow-run=sh`). */
+  fileLimit?: number;
+  /** Most HTTP connections, when the file limit allows. Default 256. */
+  maxHttpConnections?: number;
+  /** Milliseconds a new HTTP connection may take to send a complete request head. Default 5000. */
+  headerTimeoutMs?: number;
+  /** Milliseconds a kept-alive HTTP connection may sit idle. Default 10,000. */
+  idleTimeoutMs?: number;
+  /** Quiet milliseconds after a flood before memory is handed back (with `--expose-gc`). Default 10,000. */
+  reclaimAfterMs?: number;
 }
 
 /** A running relay. */
@@ -57,6 +94,10 @@ export interface Relay extends AsyncDisposable {
   readonly coordinator: CoordinatorAddress | null;
   /** The registry of waiters. */
   readonly registry: Registry;
+  /** The file limit and the connection caps cut from it at start. */
+  readonly caps: DescriptorPlan;
+  /** Live counters of the HTTP side: open connections, and what was shed or timed out. */
+  httpStats(): HttpStats;
   /** Stops accepting, finishes in-flight callbacks, tells waiting clients, removes the socket. */
   shutdown(): Promise<void>;
 }
@@ -69,12 +110,44 @@ export interface Relay extends AsyncDisposable {
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { settings } = options;
   checkRelaySettings(settings);
-  const logger = options.logger ?? createLogger("info");
-  const maxWaiters = options.maxWaiters ?? DEFAULT_MAX_WAITERS;
-  const registry = options.registry ?? new MemoryRegistry({ maxWaiters });
+  // Lines a stranger can repeat mark a flood; once they stop, memory is handed back (./reclaim.ts).
+  const floodWatch = reclaimAfterFloods(
+    options.logger ?? createLogger("info"),
+    options.reclaimAfterMs ?? LOG_INTERVAL_MS,
+  );
+  const logger = floodWatch.logger;
+  // One descriptor budget for both ports, so that no flood on either can run the process out of them.
+  const wants = {
+    http: options.maxHttpConnections ?? DEFAULT_MAX_HTTP_CONNECTIONS,
+    waiting: settings.enabled ? options.maxWaiters ?? DEFAULT_MAX_WAITERS : 0,
+    pending: settings.enabled ? options.maxPending ?? DEFAULT_MAX_PENDING : 0,
+  };
+  const fileLimit = options.fileLimit === undefined
+    ? await readFileLimit()
+    : { limit: options.fileLimit, source: "given" as const };
+  const caps = planDescriptors(fileLimit, wants);
+  const registry = options.registry ?? new MemoryRegistry({ maxWaiters: Math.max(1, caps.waiting) });
 
   let bound: BoundListener | undefined;
   let coordinator: Coordinator | undefined;
+  // Remote waiting over HTTPS: the same waiter rules as the socket; single-slot mode stays local.
+  const wait = settings.enabled && options.clientTokens?.length
+    ? createWaitRoute({
+      tokens: new ClientTokens(options.clientTokens),
+      policy: {
+        registry,
+        logger,
+        defaultTimeout: settings.defaultTimeout,
+        registerTimeoutMs: REGISTER_TIMEOUT_MS,
+        maxTimeout: options.maxTimeout,
+        singleSlot: false,
+      },
+      logger,
+      maxPerToken: options.maxWaitersPerToken ?? DEFAULT_MAX_WAITERS_PER_TOKEN,
+      heartbeatMs: options.sseHeartbeatMs ?? DEFAULT_SSE_HEARTBEAT_MS,
+      graceMs: options.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS,
+    })
+    : undefined;
   const handler = createHandler({
     settings,
     registry,
@@ -82,15 +155,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     coordinator: () => bound?.address ?? null,
     limits: options.limits,
     stopping: () => stopping !== undefined,
+    wait,
   });
-  // Deno's server.shutdown() cuts off request bodies still being read, so the
+  // The HTTP server's shutdown cuts off request bodies still being read (as Deno.serve's does), so the
   // relay counts its in-flight requests and lets them finish first.
   let inFlight = 0;
   let drained: PromiseWithResolvers<void> | undefined;
-  const tracked = async (request: Request): Promise<Response> => {
+  const tracked: HttpHandler = async (request, info) => {
     inFlight++;
     try {
-      return await handler(request);
+      return await handler(request, info);
     } finally {
       if (--inFlight === 0) drained?.resolve();
     }
@@ -98,17 +172,24 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
 
   // HTTP first: a relay whose port is taken must fail before it touches the socket path,
   // where it could replace the socket of a relay starting at the same moment.
-  const { promise: listening, resolve } = Promise.withResolvers<void>();
-  const server = Deno.serve({
+  const server = serveHttp({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
-    onListen: () => resolve(),
+    tls: options.tls,
+    handler: tracked,
     onError: (error) => {
       logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
       return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
     },
-  }, tracked);
-  await listening;
+    busyResponse: busyPage,
+    logger,
+    maxConnections: caps.http,
+    headerTimeoutMs: options.headerTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    // A backstop only: the handler bounds the body itself (408), and a delivery by the write timeout.
+    requestTimeoutMs: (options.limits?.bodyTimeoutMs ?? DEFAULT_HTTP_LIMITS.bodyTimeoutMs) + 10_000,
+  });
+  logger.info(describePlan(caps, wants, settings.enabled));
 
   if (settings.enabled) {
     logger.info("OAuth relay enabled");
@@ -121,8 +202,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       await server.shutdown();
       throw error;
     }
-    const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
-    coordinator = serveCoordinator(bound.listener, {
+    coordinator = serveCoordinator(fairListener(bound.listener), {
       registry,
       logger,
       defaultTimeout: settings.defaultTimeout,
@@ -131,16 +211,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       token: settings.token,
       maxTimeout: options.maxTimeout,
       singleSlot: options.singleSlot,
-      maxPending,
-      // Room for every waiter plus the ones that have yet to register.
-      maxConnections: maxWaiters + maxPending,
+      maxPending: caps.pending,
+      // Room for every waiter plus the ones that have yet to register, within the descriptor budget.
+      maxConnections: caps.coordinator,
     });
     logger.info(`OAuth coordinator listening on ${formatAddress(bound.address)}`);
   } else {
     logger.info("OAuth relay disabled (OAUTH_ENABLED=false): no callback route, no coordinator");
   }
   const { hostname, port } = server.addr;
-  const url = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  const url = `${options.tls ? "https" : "http"}://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
   logger.info(`HTTP listening on ${url}`);
 
   let stopping: Promise<void> | undefined;
@@ -158,10 +238,13 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         await drained.promise;
         clearTimeout(grace);
       }
+      // Remote streams never end by themselves: end them before the HTTP server waits for its connections.
+      await wait?.endAll(ERROR_CODES.SHUTDOWN, "The relay is shutting down");
       await server.shutdown();
       await coordinator?.endAll(ERROR_CODES.SHUTDOWN, "The relay is shutting down");
       await coordinator?.finished;
       await bound?.close();
+      floodWatch.stop();
       if (bound) logger.info("OAuth coordinator stopped");
     })();
 
@@ -169,6 +252,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     url,
     coordinator: bound?.address ?? null,
     registry,
+    caps,
+    httpStats: () => server.stats(),
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };

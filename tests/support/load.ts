@@ -165,11 +165,13 @@ export async function drained(target: Target, ms = 3_000): Promise<number> {
   return waiting;
 }
 
-/** Connects to the coordinator at `address`. */
+/** Connects to the coordinator at `address` (a socket: an HTTPS relay has no raw connection). */
 export function connectTo(address: CoordinatorAddress): Promise<Deno.Conn> {
-  return address.transport === "unix"
-    ? Deno.connect({ transport: "unix", path: address.path })
-    : Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+  if (address.transport === "unix") return Deno.connect({ transport: "unix", path: address.path });
+  if (address.transport === "tcp") {
+    return Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
+  }
+  return Promise.reject(new TypeError(`No raw connection to an ${address.transport} coordinator`));
 }
 
 /**

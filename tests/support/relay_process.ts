@@ -9,9 +9,9 @@
 import type { CoordinatorAddress, Settings } from "../../src/client/settings.ts";
 import { textLines } from "./lines.ts";
 import type { Target } from "./load.ts";
-import type { ChildOptions, ChildStats } from "./relay_child.ts";
+import type { ChildOptions, ChildPeek, ChildReady, ChildStats } from "./relay_child.ts";
 
-export type { ChildOptions, ChildStats };
+export type { ChildOptions, ChildPeek, ChildReady, ChildStats };
 
 const CHILD = new URL("./relay_child.ts", import.meta.url).pathname;
 
@@ -21,6 +21,8 @@ export class RelayProcess implements Target, AsyncDisposable {
   callbackPath = "";
   client: Partial<Settings> = {};
   coordinator!: CoordinatorAddress;
+  /** The file limit the relay read and the caps it cut from it. */
+  caps!: ChildReady["caps"];
   /** Set when the child ended before `stop()`: the relay crashed. */
   crashed: string | null = null;
   readonly #child: Deno.ChildProcess;
@@ -55,6 +57,8 @@ export class RelayProcess implements Target, AsyncDisposable {
       "--allow-net",
       "--allow-read",
       "--allow-write=/tmp",
+      // As `deno task serve` grants it: the relay reads its file limit with `sh -c "ulimit -n"`.
+      "--allow-run=sh",
       "--v8-flags=--expose-gc",
       CHILD,
       JSON.stringify(options),
@@ -65,13 +69,15 @@ export class RelayProcess implements Target, AsyncDisposable {
       : ["bash", ["-c", `ulimit -n ${options.fileLimit} && exec "$0" "$@"`, Deno.execPath(), ...args]];
     const child = new Deno.Command(program, {
       args: argv,
+      env: options.env,
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
     const relay = new RelayProcess(child);
-    const ready = await relay.#read();
+    const ready: ChildReady = await relay.#read();
     relay.url = ready.url;
+    relay.caps = ready.caps;
     relay.callbackPath = ready.callbackPath;
     relay.#dir = ready.dir;
     relay.coordinator = ready.coordinator;
@@ -97,6 +103,11 @@ export class RelayProcess implements Target, AsyncDisposable {
     return answer;
   }
 
+  /** The relay's process id (bash execs it, so it is the same process under a file limit). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
   /** Resolves when the child has ended, for whatever reason. */
   get exited(): Promise<Deno.CommandStatus> {
     return this.#exit;
@@ -105,6 +116,11 @@ export class RelayProcess implements Target, AsyncDisposable {
   /** The relay's waiters, heap and ERROR lines; rejects when the child is gone. */
   async stats(): Promise<ChildStats> {
     return await this.#ask("stats") as unknown as ChildStats;
+  }
+
+  /** The relay's waiters, HTTP counters and memory hand-backs, without a garbage collection. */
+  async peek(): Promise<ChildPeek> {
+    return await this.#ask("peek") as unknown as ChildPeek;
   }
 
   async waiting(): Promise<number> {

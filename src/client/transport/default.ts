@@ -1,11 +1,18 @@
 /**
- * The transport {@linkcode waitForCode} uses when the caller names none.
+ * The transport {@linkcode waitForCode} uses when the caller names none: the
+ * relay's URL means HTTPS, otherwise this runtime's sockets.
  *
  * @module
  */
 
 import { denoTransport } from "./deno.ts";
+import { httpsTransport } from "./https.ts";
 import type { Transport } from "./transport.ts";
 
-/** The socket transport of the runtime this runs on (Deno today). */
-export const defaultTransport: Transport = denoTransport;
+const https = httpsTransport();
+
+/** HTTPS for a relay URL, the socket transport of the runtime (Deno today) otherwise. */
+export const defaultTransport: Transport = {
+  open: (address, registration) =>
+    address.transport === "https" ? https.open(address, registration) : denoTransport.open(address, registration),
+};

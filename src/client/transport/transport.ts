@@ -34,6 +34,11 @@ export interface RelayChannel {
   read(): Promise<RelayMessage | null>;
   /** Closes the channel; later reads resolve `null` or reject. Safe to call twice. */
   close(): void;
+  /**
+   * The wait was cancelled (`signal`): tell the relay to free the registration
+   * now, where closing alone would not (HTTPS keeps it for a grace period).
+   */
+  cancel?(): void;
 }
 
 /**

@@ -21,6 +21,10 @@ import {
   unavailablePage,
 } from "./pages.ts";
 import type { Registry } from "../registry/registry.ts";
+import type { WaitRoute } from "./wait.ts";
+
+/** The path of remote waiting (`POST`/`DELETE`). */
+export const WAIT_PATH = "/v1/wait";
 
 /** Limits on what a stranger may send to the callback route. */
 export interface HttpLimits {
@@ -59,6 +63,8 @@ export interface HandlerOptions {
   limits?: Partial<HttpLimits>;
   /** Whether the relay is stopping: a body cut off by the shutdown then gets 503 "reload", not 400. */
   stopping?: () => boolean;
+  /** Remote waiting on `/v1/wait`, when client tokens are configured; 404 there otherwise. */
+  wait?: WaitRoute;
 }
 
 /** A callback the relay refuses before routing it; becomes a 4xx page. */
@@ -80,8 +86,10 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
   if (declared > maxBytes) throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
   if (!request.body) return new Uint8Array();
   // Copy every chunk into one buffer: a chunk is a view of a 64 KiB read buffer, and
-  // keeping the views would pin 64 KiB per one-byte chunk a stranger sends.
-  let body = new Uint8Array(Math.min(maxBytes, declared > 0 ? declared : 1024));
+  // keeping the views would pin 64 KiB per one-byte chunk a stranger sends. The buffer
+  // grows with what arrives, not with what Content-Length promises: a flood of dribbled
+  // bodies that each declare 64 KiB then holds only the bytes actually sent.
+  let body = new Uint8Array(0);
   let size = 0;
   const reader = request.body.getReader();
   // A sender that dribbles its body must not hold the request open (docs/security.md rule 10).
@@ -108,7 +116,7 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
         throw new RequestProblem(413, `Request body larger than ${maxBytes} bytes`);
       }
       if (size + value.length > body.length) {
-        const grown = new Uint8Array(Math.min(maxBytes, Math.max(body.length * 2, size + value.length)));
+        const grown = new Uint8Array(Math.min(maxBytes, Math.max(body.length * 2, size + value.length, 256)));
         grown.set(body.subarray(0, size));
         body = grown;
       }
@@ -207,7 +215,9 @@ function text(value: unknown): string | null {
  * @param options Settings, where to route callbacks, the logger and limits.
  * @returns A handler for `Deno.serve` or for direct calls in tests.
  */
-export function createHandler(options: HandlerOptions): (request: Request) => Promise<Response> {
+export function createHandler(
+  options: HandlerOptions,
+): (request: Request, info?: { remoteAddr: Deno.Addr }) => Promise<Response> {
   const { settings, registry, logger, coordinator } = options;
   const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
 
@@ -278,10 +288,15 @@ export function createHandler(options: HandlerOptions): (request: Request) => Pr
     }, { headers: { "cache-control": "no-store", "x-content-type-options": "nosniff" } });
   }
 
-  return async (request) => {
+  return async (request, info) => {
     const url = new URL(request.url);
     if (url.pathname === "/health" && (request.method === "GET" || request.method === "HEAD")) return await health();
     if (settings.enabled && url.pathname === settings.callbackPath) return await callback(request, url);
+    if (settings.enabled && options.wait && url.pathname === WAIT_PATH) {
+      const address = info?.remoteAddr;
+      const peer = address && "hostname" in address ? `${address.hostname}:${address.port}` : "a local client";
+      return await options.wait.handle(request, peer);
+    }
     return new Response("Not found\n", {
       status: 404,
       headers: { ...SECURITY_HEADERS, "content-type": "text/plain; charset=utf-8" },
