@@ -358,3 +358,24 @@ Deno.test("http:// is refused for a relay that is not on loopback, so a token ne
     /must use https:\/\/ \(http:\/\/ only for a loopback host\)/,
   );
 });
+
+Deno.test("a remote wait body larger than the limit is refused, also when chunked", async () => {
+  await using relay = await startRemoteRelay();
+  const big = JSON.stringify({ state: "big", pad: "x".repeat(64 * 1024) });
+  const chunked = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(big));
+      controller.close();
+    },
+  });
+  for (const payload of [big, chunked]) {
+    const response = await fetch(`${relay.url}/v1/wait`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: payload,
+    });
+    assert.equal(response.status, 400);
+    assert.match((await response.json()).message, /larger than 16384 bytes/);
+  }
+  assert.equal(await relay.relay.registry.count(), 0);
+});

@@ -88,21 +88,32 @@ async function readWaitRequest(request: Request): Promise<WaitRequest | string> 
   if (type !== "application/json") return "The body must be JSON (Content-Type: application/json)";
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_LINE_BYTES) return `The body is larger than ${MAX_LINE_BYTES} bytes`;
-  let text: string;
+  // Read at most the limit, also for a chunked body without Content-Length.
+  const body = new Uint8Array(MAX_LINE_BYTES);
+  let size = 0;
   try {
-    text = await request.text();
+    for await (const chunk of request.body ?? []) {
+      if (size + chunk.length > MAX_LINE_BYTES) return `The body is larger than ${MAX_LINE_BYTES} bytes`;
+      body.set(chunk, size);
+      size += chunk.length;
+    }
   } catch {
     return "The body could not be read";
   }
-  if (text.length > MAX_LINE_BYTES) return `The body is larger than ${MAX_LINE_BYTES} bytes`;
-  let body: unknown;
+  let text: string;
   try {
-    body = JSON.parse(text);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body.subarray(0, size));
+  } catch {
+    return "The body is not valid UTF-8";
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
   } catch {
     return "The body is not valid JSON";
   }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return "The body must be a JSON object";
-  const { state, timeout, resume } = body as Record<string, unknown>;
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return "The body must be a JSON object";
+  const { state, timeout, resume } = json as Record<string, unknown>;
   // Single-slot mode stays local: a remote client always names its state.
   if (typeof state !== "string" || state === "") return '"state" is required and must be a non-empty string';
   if (timeout !== undefined && timeout !== null && (typeof timeout !== "number" || !(timeout > 0))) {
