@@ -8,7 +8,7 @@
  * @module
  */
 
-export { resolveSettings, waitForCode, type WaitForCodeOptions } from "./src/client/wait.ts";
+export { type RegisteredInfo, resolveSettings, waitForCode, type WaitForCodeOptions } from "./src/client/wait.ts";
 export {
   ERROR_CODES,
   type ErrorCode,
@@ -19,6 +19,7 @@ export {
 export { ConfigError, DEFAULT_SETTINGS, type EnvSource, loadSettings, type Settings } from "./src/client/settings.ts";
 export type {
   CallbackMessage,
+  ChallengeMessage,
   CoordinatorAddress,
   ErrorMessage,
   OAuthCallbackResult,
@@ -32,6 +33,7 @@ export {
   type Transport,
 } from "./src/client/transport/transport.ts";
 export { type ByteStream, socketTransport } from "./src/client/transport/socket.ts";
+export { httpsTransport, type HttpsTransportOptions } from "./src/client/transport/https.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");
