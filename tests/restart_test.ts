@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { waitForCode } from "../src/client/wait.ts";
 import { OAuthConnectionError } from "../src/client/errors.ts";
 import type { OAuthCallbackResult } from "../src/protocol/mod.ts";
-import { body, runCli, startServer, startTestRelay, tempDir, wait } from "./helpers.ts";
+import { body, runCli, startServer, startTestRelay, tempDir, type TestRelay, wait } from "./helpers.ts";
 
 /** In-process waiters against a relay at `socket`; `registered` resolves once all are registered. */
 function waiters(socket: string, states: string[], timeout = 30) {
@@ -98,17 +98,15 @@ Deno.test("shutdown sends waiting clients a shutdown message before closing", as
   ]);
 });
 
-Deno.test("shutdown finishes a callback that is already in flight before telling the waiters", async () => {
-  await using relay = await startTestRelay();
-  const { result, registered } = wait(relay, { state: "inflight" });
-  await registered;
+/** A form POST to the callback whose body arrives in two parts, the second when the test calls `finish`. */
+function postInTwoParts(relay: TestRelay, first: string, rest: string) {
   const encoder = new TextEncoder();
   let finish!: () => void;
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      controller.enqueue(encoder.encode("code=IN_FLIGHT&"));
+      controller.enqueue(encoder.encode(first));
       finish = () => {
-        controller.enqueue(encoder.encode("state=inflight"));
+        controller.enqueue(encoder.encode(rest));
         controller.close();
       };
     },
@@ -118,6 +116,14 @@ Deno.test("shutdown finishes a callback that is already in flight before telling
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: stream,
   });
+  return { response, finish };
+}
+
+Deno.test("shutdown finishes a callback that is already in flight before telling the waiters", async () => {
+  await using relay = await startTestRelay();
+  const { result, registered } = wait(relay, { state: "inflight" });
+  await registered;
+  const { response, finish } = postInTwoParts(relay, "code=IN_FLIGHT&", "state=inflight");
   await relay.logged(/Callback request: POST/);
   const stopping = relay.relay.shutdown();
   finish();
@@ -132,22 +138,8 @@ Deno.test("a body still unfinished when the shutdown grace ends gets 503 and a r
   await using relay = await startTestRelay({ relay: { shutdownGraceMs: 50 } });
   const { result, registered } = wait(relay, { state: "slow-body" });
   await registered;
-  let finish!: () => void;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      // Half a body now, the rest only after the grace period.
-      controller.enqueue(new TextEncoder().encode("code=TOO_LATE&"));
-      finish = () => {
-        controller.enqueue(new TextEncoder().encode("state=slow-body"));
-        controller.close();
-      };
-    },
-  });
-  const response = fetch(`${relay.url}/oauth/callback`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: stream,
-  });
+  // Half a body now, the rest only after the grace period.
+  const { response, finish } = postInTwoParts(relay, "code=TOO_LATE&", "state=slow-body");
   await relay.logged(/Callback request: POST/);
   const stopping = relay.relay.shutdown();
   await relay.logged(/still in flight after 50 ms are answered 503/);

@@ -64,19 +64,16 @@ function sleep(ms: number, stop: Promise<void>): Promise<void> {
   );
 }
 
+/** A report with every count at zero, to add to. */
+export function emptyFloodReport(): FloodReport {
+  return { connects: 0, connectErrors: 0, closedByRelay: 0, open: 0, maxOpen: 0, bytesSent: 0, answers: {} };
+}
+
 async function flood(plan: FloodPlan): Promise<void> {
   const http = new URL(plan.url);
   const { promise: stopped, resolve: stop } = Promise.withResolvers<void>();
   let stopping = false;
-  const report: FloodReport = {
-    connects: 0,
-    connectErrors: 0,
-    closedByRelay: 0,
-    open: 0,
-    maxOpen: 0,
-    bytesSent: 0,
-    answers: {},
-  };
+  const report = emptyFloodReport();
   const live = new Set<Deno.Conn>();
   const connect = (kind: Kind): Promise<Deno.Conn> => {
     if (kind !== "silent") return Deno.connect({ hostname: http.hostname, port: Number(http.port) });

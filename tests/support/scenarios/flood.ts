@@ -13,7 +13,7 @@
  */
 
 import type { HttpStats } from "../../../src/relay/http/serve.ts";
-import type { FloodPlan, FloodReport } from "../flood_client.ts";
+import { emptyFloodReport, type FloodPlan, type FloodReport } from "../flood_client.ts";
 import { textLines } from "../lines.ts";
 import { codeOf, pool, random, sleep, startWaiter } from "../load.ts";
 import type { RelayProcess } from "../relay_process.ts";
@@ -162,15 +162,7 @@ async function startFlood(relay: RelayProcess, size: FloodSize, options: FloodOp
         await p.child.status;
         return report;
       }));
-      const sum: FloodReport = {
-        connects: 0,
-        connectErrors: 0,
-        closedByRelay: 0,
-        open: 0,
-        maxOpen: 0,
-        bytesSent: 0,
-        answers: {},
-      };
+      const sum = emptyFloodReport();
       for (const report of reports) {
         sum.connects += report.connects;
         sum.connectErrors += report.connectErrors;
