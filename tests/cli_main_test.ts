@@ -191,6 +191,30 @@ Deno.test("a code with terminal control characters exits 1 and is not written to
   assert.match(cli.stderr.at(-1)!, /outside printable ASCII \(RFC 6749 VSCHAR\); use --json/);
 });
 
+Deno.test("a timeout too short to reach the relay is a timeout, not a relay that went away", async () => {
+  await using relay = await startTestRelay();
+  const cli = run(["--state", "tiny", "--timeout", "1e-9", "--socket", relay.client.socketPath!]);
+  assert.equal(await cli.exit, EXIT.TIMEOUT);
+  assert.match(cli.stderr.at(-1)!, /No callback for this state within 1e-9 seconds/);
+  assert.doesNotMatch(cli.stderr.join("\n"), /went away/);
+});
+
+Deno.test("--help lists the environment variables that the usage errors refer to", async () => {
+  const cli = run(["--help"]);
+  assert.equal(await cli.exit, EXIT.CODE);
+  for (
+    const variable of [
+      "OAUTH_STATE",
+      "OAUTH_SOCKET_PATH",
+      "OAUTH_RELAY_UID",
+      "OAUTH_COORDINATOR_TOKEN",
+      "OAUTH_RELAY_URL",
+    ]
+  ) {
+    assert.match(cli.stdout[0], new RegExp(variable));
+  }
+});
+
 Deno.test("no callback within --timeout exits 3", async () => {
   await using relay = await startTestRelay();
   const cli = run(["--state", "t", "--timeout", "0.05", "--socket", relay.client.socketPath!]);

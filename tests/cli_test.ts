@@ -104,3 +104,39 @@ Deno.test("the CLI takes the state from OAUTH_STATE, out of sight of other users
   await body(await relay.callback({ code: "SECRET", state: "hidden-state" }));
   assert.equal((await cli.output).stdout, "SECRET\n");
 });
+
+/** Runs client.ts with exactly `permissions` and returns its exit code and stderr. */
+async function clientWith(permissions: string[], args: string[], env: Record<string, string> = {}) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-q", ...permissions, new URL("../client.ts", import.meta.url).pathname, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  return { code: output.code, stderr: new TextDecoder().decode(output.stderr) };
+}
+
+Deno.test("a client without the permission it needs is told which one, not that the relay is not running", async () => {
+  await using relay = await startTestRelay();
+  const { code, stderr } = await clientWith(["--allow-net", "--allow-env", "--allow-sys=uid"], [
+    "--state",
+    "perm",
+    "--socket",
+    relay.client.socketPath!,
+  ]);
+  assert.equal(code, 4);
+  assert.match(stderr, /permission not granted: Requires read access to/);
+  assert.doesNotMatch(stderr, /is the relay running/);
+});
+
+Deno.test("a client without --allow-env that cannot reach the relay says the OAUTH_* variables were not read", async () => {
+  await using tmp = await tempDir();
+  const { code, stderr } = await clientWith(
+    ["--allow-net", "--allow-read=/tmp", "--allow-write=/tmp", "--allow-sys=uid"],
+    ["--state", "noenv"],
+    { OAUTH_SOCKET_PATH: `${tmp.path}/relay.sock` },
+  );
+  assert.equal(code, 4);
+  assert.match(stderr, /OAUTH_\* variables were not read: run with --allow-env to use them/);
+});

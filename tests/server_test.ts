@@ -184,6 +184,22 @@ Deno.test("a file that is not a socket is never replaced", async () => {
   assert.equal(await Deno.readTextFile(path), "keep me");
 });
 
+Deno.test("a HOST that cannot be listened on stops the relay with one line naming HOST", async () => {
+  await using tmp = await tempDir();
+  await using server = startServer({
+    OAUTH_SOCKET_PATH: `${tmp.path}/host.sock`,
+    PORT: "0",
+    HOST: "no-such-host.invalid",
+  });
+  const { code, stderr } = await server.exited;
+  assert.equal(code, 1);
+  assert.equal(stderr.trim().split("\n").length, 1, stderr);
+  assert.match(
+    stderr,
+    /^oauth-relay: Cannot listen for HTTP at no-such-host\.invalid:0 \(HOST, PORT\): .*; check HOST\n$/,
+  );
+});
+
 Deno.test("a relay whose HTTP port is taken fails before it touches the socket path", async () => {
   const dir = await Deno.makeTempDir();
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });

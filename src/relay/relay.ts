@@ -24,7 +24,8 @@ import { type HttpHandler, type HttpStats, serveHttp } from "./http/serve.ts";
 import { fairListener } from "./fair_accept.ts";
 import { readFileLimit } from "./fd_limit.ts";
 import { DEFAULT_MAX_HTTP_CONNECTIONS, describePlan, type DescriptorPlan, planDescriptors } from "./fd_budget.ts";
-import { type BoundListener, listenTcp, listenUnix } from "./coordinator/listen.ts";
+import { type BoundListener, ListenError, listenTcp, listenUnix } from "./coordinator/listen.ts";
+import { osErrorMessage } from "../client/transport/deno.ts";
 import { createLogger, LOG_INTERVAL_MS, type Logger } from "./log.ts";
 import { reclaimAfterFloods } from "./reclaim.ts";
 import { MemoryRegistry } from "./registry/memory.ts";
@@ -172,23 +173,30 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
 
   // HTTP first: a relay whose port is taken must fail before it touches the socket path,
   // where it could replace the socket of a relay starting at the same moment.
-  const server = serveHttp({
-    hostname: options.hostname ?? "127.0.0.1",
-    port: options.port ?? 8000,
-    tls: options.tls,
-    handler: tracked,
-    onError: (error) => {
-      logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
-      return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
-    },
-    busyResponse: busyPage,
-    logger,
-    maxConnections: caps.http,
-    headerTimeoutMs: options.headerTimeoutMs,
-    idleTimeoutMs: options.idleTimeoutMs,
-    // A backstop only: the handler bounds the body itself (408), and a delivery by the write timeout.
-    requestTimeoutMs: (options.limits?.bodyTimeoutMs ?? DEFAULT_HTTP_LIMITS.bodyTimeoutMs) + 10_000,
-  });
+  const httpHost = options.hostname ?? "127.0.0.1";
+  const httpPort = options.port ?? 8000;
+  let server: ReturnType<typeof serveHttp>;
+  try {
+    server = serveHttp({
+      hostname: httpHost,
+      port: httpPort,
+      tls: options.tls,
+      handler: tracked,
+      onError: (error) => {
+        logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
+        return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
+      },
+      busyResponse: busyPage,
+      logger,
+      maxConnections: caps.http,
+      headerTimeoutMs: options.headerTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      // A backstop only: the handler bounds the body itself (408), and a delivery by the write timeout.
+      requestTimeoutMs: (options.limits?.bodyTimeoutMs ?? DEFAULT_HTTP_LIMITS.bodyTimeoutMs) + 10_000,
+    });
+  } catch (error) {
+    throw httpListenError(httpHost, httpPort, error);
+  }
   logger.info(describePlan(caps, wants, settings.enabled));
 
   if (settings.enabled) {
@@ -257,4 +265,17 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
+}
+
+/** One line for a person when the HTTP side cannot listen, naming the variables to change. */
+function httpListenError(hostname: string, port: number, error: unknown): Error {
+  if (error instanceof ListenError) return error;
+  const where = `Cannot listen for HTTP at ${hostname}:${port} (HOST, PORT)`;
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new ListenError(`${where}: the address is in use; stop the other server or set PORT`, { cause: error });
+  }
+  if (error instanceof Deno.errors.NotCapable) {
+    return new ListenError(`${where}: ${error.message.split("\n")[0]}`, { cause: error });
+  }
+  return new ListenError(`${where}: ${osErrorMessage(error)}; check HOST`, { cause: error });
 }
