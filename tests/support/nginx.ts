@@ -47,6 +47,12 @@ export interface NginxOptions {
   tls?: { certFile: string; keyFile: string };
   /** Directives added inside the `http { }` block, after the proxy's `server { }`. */
   extraHttpConfig?: string;
+  /**
+   * `proxy_read_timeout` and `proxy_send_timeout` of the proxy's location, in
+   * nginx's syntax (e.g. `"2s"`): how long a proxied stream may stay silent
+   * before nginx closes it. Default `"3600s"`.
+   */
+  readTimeout?: string;
 }
 
 /** A running nginx; `await using` stops it (SIGTERM, then waits for its exit) and removes its directory. */
@@ -98,6 +104,9 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   if (options.upstreams.length === 0) throw new Error("startNginx: no upstreams");
   for (const upstream of options.upstreams) {
     if (!/^[\w.\-\[\]:]+:\d+$/.test(upstream)) throw new Error(`startNginx: upstream ${upstream} is not host:port`);
+  }
+  if (options.readTimeout !== undefined && !/^\d+(ms|s|m|h)?$/.test(options.readTimeout)) {
+    throw new Error(`startNginx: readTimeout ${options.readTimeout} is not an nginx time (e.g. "2s")`);
   }
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "oauth-relay-nginx-" });
   try {
@@ -267,8 +276,8 @@ ${indent(tls, 2)}
             proxy_set_header X-Forwarded-Proto $scheme;
             # Server-Sent Events: pass each write on at once and keep idle streams open.
             proxy_buffering off;
-            proxy_read_timeout 3600s;
-            proxy_send_timeout 3600s;
+            proxy_read_timeout ${options.readTimeout ?? "3600s"};
+            proxy_send_timeout ${options.readTimeout ?? "3600s"};
         }
     }
 ${options.extraHttpConfig ? `\n${indent(options.extraHttpConfig.trim().split("\n"), 1)}\n` : ""}}

@@ -71,11 +71,14 @@ export function httpsTransport(options: HttpsTransportOptions = {}): Transport {
           signal: aborter.signal,
         });
       } catch (error) {
-        const text = error instanceof Error ? `${error.message} ${String(error.cause ?? "")}` : String(error);
+        // fetch says "fetch failed"; the reason is in its cause.
+        const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+        const text = cause instanceof Error ? cause.message : String(cause);
+        const reason = text.replace(/^.*?: (?=[^:]*$)/s, "").trim() || text;
         // A certificate that does not check out is not a relay to retry against.
-        const untrusted = /certificate|handshake|tls|ssl/i.test(text);
+        const untrusted = /certificate|handshake|tls|ssl|UnknownIssuer/i.test(text);
         const absent = /refused|not found|unreachable|dns|resolve/i.test(text);
-        throw new ConnectError(untrusted ? `TLS failed: ${firstLine(text)}` : firstLine(text), {
+        throw new ConnectError(untrusted ? `TLS failed: ${firstLine(reason)}` : firstLine(reason), {
           cause: error,
           untrusted,
           absent,
