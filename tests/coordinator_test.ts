@@ -384,3 +384,29 @@ Deno.test("a client that stops reading cannot hold a callback: the write times o
   await body(response);
   conn.close();
 });
+
+Deno.test("a client with a token refuses anything but a challenge before the relay's proof, even a callback", async () => {
+  const token = "a-long-shared-secret-0123456789";
+  const impostor = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await impostor.accept();
+    await conn.read(new Uint8Array(1024)); // the hello
+    const forged = { v: 2, type: "callback", result: { success: true, code: "ATTACKER", state: null, raw: {} } };
+    await conn.write(new TextEncoder().encode(JSON.stringify(forged) + "\n"));
+    await conn.readable.cancel().catch(() => {});
+  })();
+  try {
+    // Single-slot mode: a forged stateless callback would otherwise match.
+    await assert.rejects(
+      waitForCode({ timeout: 5, settings: { useTcp: true, tcpFallbackPort: impostor.addr.port, token } }),
+      (error: unknown) => {
+        assert.ok(error instanceof OAuthConnectionError, String(error));
+        assert.match(error.message, /answered "callback" before proving it knows the coordinator token/);
+        return true;
+      },
+    );
+  } finally {
+    impostor.close();
+    await serving.catch(() => {});
+  }
+});

@@ -69,6 +69,8 @@ export function httpsTransport(options: HttpsTransportOptions = {}): Transport {
           headers,
           body: JSON.stringify(resume === undefined ? { state, timeout } : { state, resume }),
           signal: aborter.signal,
+          // A redirect would carry the token and the resume secret elsewhere, perhaps in clear.
+          redirect: "error",
         });
       } catch (error) {
         // fetch says "fetch failed"; the reason is in its cause.
@@ -88,7 +90,7 @@ export function httpsTransport(options: HttpsTransportOptions = {}): Transport {
         // Tell the relay at once, so the registration does not wait out its grace period.
         const known = lastResume;
         if (known === undefined) return;
-        doFetch(url, { method: "DELETE", headers, body: JSON.stringify({ state, resume: known }) })
+        doFetch(url, { method: "DELETE", headers, body: JSON.stringify({ state, resume: known }), redirect: "error" })
           .then((answer) => answer.body?.cancel())
           .catch(() => {});
       };
@@ -154,6 +156,7 @@ async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<Ser
   let buffer = "";
   let name = "message";
   let data: string[] = [];
+  let size = 0;
   for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
     buffer += chunk;
     if (buffer.length > MAX_RELAY_LINE_BYTES) throw new SyntaxError("Event line longer than the limit");
@@ -165,6 +168,7 @@ async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<Ser
         if (data.length > 0) yield { name, data: JSON.parse(data.join("\n")) };
         name = "message";
         data = [];
+        size = 0;
       } else if (line.startsWith(":")) {
         continue;
       } else {
@@ -172,7 +176,11 @@ async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<Ser
         const field = colon === -1 ? line : line.slice(0, colon);
         const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
         if (field === "event") name = value;
-        else if (field === "data") data.push(value);
+        else if (field === "data") {
+          data.push(value);
+          size += value.length;
+          if (size > MAX_RELAY_LINE_BYTES) throw new SyntaxError("Event larger than the limit");
+        }
       }
     }
   }

@@ -81,7 +81,15 @@ export function socketTransport(connect: (address: CoordinatorAddress) => Promis
           await stream.write(encode({ v: PROTOCOL_VERSION, type: "hello", nonce: clientNonce }));
           const answer = await read();
           // An error (old protocol version, a refusal) or a closed connection: the caller reads it as usual.
-          if (answer?.type !== "challenge") return channel(answer);
+          // Anything else before the proof (a "callback", a "registered") comes from no relay to trust.
+          if (answer === null || answer.type === "error") return channel(answer);
+          if (answer.type !== "challenge") {
+            stream.close();
+            throw new ConnectError(
+              `it answered "${answer.type}" before proving it knows the coordinator token; refusing it`,
+              { untrusted: true },
+            );
+          }
           const expected = await proofOf(token, "relay", clientNonce, answer.nonce);
           if (!proofMatches(expected, answer.proof)) {
             stream.close();

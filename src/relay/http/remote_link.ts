@@ -67,6 +67,8 @@ export class RemoteLink implements WaiterLink {
   #expiresAt = "";
   /** The callback, once it came: written again to a client that resumes within the grace period. */
   #held: CallbackMessage | undefined;
+  /** When a delivered callback stops being kept (epoch ms). */
+  #keptUntil: number | undefined;
   #grace: ReturnType<typeof setTimeout> | undefined;
   #gone = false;
   /** Settles the current stream's end, for the connection's books. */
@@ -117,6 +119,11 @@ export class RemoteLink implements WaiterLink {
     if (message.type === "callback") {
       // Kept for its owner whether or not a stream is open: "complete" is then true either way.
       this.#held = message;
+      if (opening) {
+        // Delivered before `registered` went out (a shared registry's gap): the opening stream carries both.
+        this.#opening = undefined;
+        opening.resolve({ kind: "stream", response: this.#stream() });
+      }
       this.#write(event("callback", message.result));
       return Promise.resolve(true);
     }
@@ -131,7 +138,8 @@ export class RemoteLink implements WaiterLink {
   close(reason: CloseReason): Promise<void> {
     this.#end();
     if (reason === "delivered" && this.#held) {
-      // Kept for a client whose stream broke after the write, for the grace period only.
+      // Kept for a client whose stream broke after the write, for the grace period from now only.
+      this.#keptUntil = Date.now() + this.#options.graceMs;
       this.#startGrace();
     } else {
       this.#forget();
@@ -151,8 +159,8 @@ export class RemoteLink implements WaiterLink {
     if (this.#held) {
       this.#write(event("callback", this.#held.result));
       this.#end();
-      // Still kept until the grace period that began at delivery ends.
-      this.#startGrace();
+      // Still kept only until the grace period that began at delivery ends, however often it is resumed.
+      this.#startGrace(this.#keptUntil === undefined ? undefined : Math.max(0, this.#keptUntil - Date.now()));
     }
     return response;
   }
@@ -179,15 +187,19 @@ export class RemoteLink implements WaiterLink {
     });
     const ended = Promise.withResolvers<void>();
     this.#ended = ended.resolve;
+    let mine: ReadableStreamDefaultController<Uint8Array> | undefined;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
+        mine = controller;
         this.#controller = controller;
         controller.enqueue(registered);
       },
       cancel: () => {
+        ended.resolve();
+        // Only the current stream's end matters: an old one cancelled late must not cut a resumed one.
+        if (this.#controller !== mine) return;
         // The stream broke (network, proxy, the client went away): hold the registration for a while.
         this.#controller = undefined;
-        ended.resolve();
         if (!this.#gone) this.#startGrace();
       },
     });
@@ -211,7 +223,7 @@ export class RemoteLink implements WaiterLink {
     this.#ended?.();
   }
 
-  #startGrace(): void {
+  #startGrace(ms = this.#options.graceMs): void {
     if (this.#grace !== undefined || this.#gone) return;
     this.#grace = setTimeout(() => {
       this.#grace = undefined;
@@ -221,7 +233,7 @@ export class RemoteLink implements WaiterLink {
       // Nobody came back: the registration (or the kept callback) is dropped.
       if (!this.#held) this.waiter?.gone();
       this.#forget();
-    }, this.#options.graceMs);
+    }, ms);
   }
 
   #forget(): void {

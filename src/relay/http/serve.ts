@@ -380,7 +380,11 @@ export function serveHttp(options: HttpServeOptions): HttpServer {
       let settled = false;
       // The first answer (the handler's, or an early one) wins and settles the request's place in the books.
       const settle = (response: Response | Promise<Response>) => {
-        if (settled) return;
+        if (settled) {
+          // Answered early (503 to make room): a late response is never sent, so end its stream here.
+          if (response instanceof Response) response.body?.cancel().catch(() => {});
+          return;
+        }
         settled = true;
         pending.delete(entry);
         const done = () => {
