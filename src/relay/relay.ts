@@ -277,5 +277,7 @@ function httpListenError(hostname: string, port: number, error: unknown): Error 
   if (error instanceof Deno.errors.NotCapable) {
     return new ListenError(`${where}: ${error.message.split("\n")[0]}`, { cause: error });
   }
+  // Only the system's answers to listening name HOST; anything else is not about the address.
+  if (!(error instanceof Error) || !/os error|lookup|address|resolve/i.test(error.message)) return error as Error;
   return new ListenError(`${where}: ${osErrorMessage(error)}; check HOST`, { cause: error });
 }

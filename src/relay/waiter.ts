@@ -159,7 +159,7 @@ export class ClientWaiter implements Waiter {
     const maxTimeout = this.#policy.maxTimeout ?? DEFAULT_MAX_TIMEOUT_SECONDS;
     const seconds = Math.min(message.timeout ?? this.#policy.defaultTimeout, maxTimeout);
     this.#expiry = setTimeout(() => this.#expire(), Math.min(seconds * 1000, MAX_TIMER_MS));
-    logger.info(`Client registered for state: ${quote(this.#state)}`);
+    logger.info(`Client registered for state: ${quote(this.#state)} (${this.#link.peer})`);
     await this.#link.send({ v: PROTOCOL_VERSION, type: "registered", state: this.#state, timeout: seconds });
   }
 

@@ -67,7 +67,8 @@ export function httpsTransport(options: HttpsTransportOptions = {}): Transport {
         response = await doFetch(url, {
           method: "POST",
           headers,
-          body: JSON.stringify(resume === undefined ? { state, timeout } : { state, resume }),
+          // The timeout goes with a resume too: a relay that restarted registers the state afresh for it.
+          body: JSON.stringify(resume === undefined ? { state, timeout } : { state, resume, timeout }),
           signal: aborter.signal,
           // A redirect would carry the token and the resume secret elsewhere, perhaps in clear.
           redirect: "error",
@@ -97,6 +98,11 @@ export function httpsTransport(options: HttpsTransportOptions = {}): Transport {
       let lastResume = resume;
       if (!response.ok || !response.body) {
         const refusal = await refusalOf(response, url);
+        if (refusal === null) {
+          // A proxy's 502/503/504 while the relay restarts: the connection is lost, not refused; try again.
+          const lost = new Error(`${url} answered ${response.status} ${response.statusText}`);
+          return { read: () => Promise.reject(lost), close: () => aborter.abort(), cancel: () => {} };
+        }
         return {
           read: ((sent = false) => () => Promise.resolve(sent ? null : (sent = true, refusal)))(),
           close: () => aborter.abort(),
@@ -130,8 +136,11 @@ function firstLine(text: string): string {
   return text.split("\n")[0].trim().replace(/\.$/, "");
 }
 
-/** The relay's JSON refusal as an error message; anything else says what came back. */
-async function refusalOf(response: Response, url: string): Promise<RelayMessage> {
+/**
+ * The relay's JSON refusal as an error message; anything else says what came
+ * back, or `null` for a gateway error of a proxy in front (worth a retry).
+ */
+async function refusalOf(response: Response, url: string): Promise<RelayMessage | null> {
   let body: { code?: unknown; message?: unknown } = {};
   try {
     body = await response.json();
@@ -139,6 +148,7 @@ async function refusalOf(response: Response, url: string): Promise<RelayMessage>
   if (typeof body.code === "string" && typeof body.message === "string") {
     return { v: PROTOCOL_VERSION, type: "error", code: body.code, message: body.message };
   }
+  if (response.status === 502 || response.status === 503 || response.status === 504) return null;
   const message = response.status === 404
     ? `${url} does not offer remote waiting (is OAUTH_CLIENT_TOKENS set at the relay?)`
     : `${url} answered ${response.status} ${response.statusText}`;

@@ -192,7 +192,7 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
           );
           return refusal(ERROR_CODES.STATE_TAKEN, "Another client is already waiting for this state");
         }
-        logger.info(`Client resumed its wait for state: ${quote(body.state)}`);
+        logger.info(`Client resumed its wait for state: ${quote(body.state)} (token ${fingerprint} at ${peer})`);
         return link.attach();
       }
       // Unknown here (e.g. the relay restarted): register afresh; the registry still refuses a used state.
