@@ -1,11 +1,14 @@
 /**
- * `deno task bench [--smoke] [--out FILE] [--modes unix,tcp] [--profile DIR]`
+ * `deno task bench [--smoke] [--out FILE] [--modes unix,tcp,http,https] [--profile DIR]`
  *
  * Measures the relay against the floor of this machine, in one run, with one
  * load generator for everything: the HTTP floor (a bare `Deno.serve` that
  * answers 200), the delivery floor (`bare_relay.ts`: the least a relay of
  * this design can do) and the relay itself (`server.ts`, started as in
- * production), each with Unix socket and TCP coordinators. The load
+ * production), each with Unix socket and TCP coordinators; then the relay
+ * with remote waiters (`waitForCode` with `relayUrl` and `clientToken`, one
+ * `POST /v1/wait` stream each), over plain HTTP on loopback and over TLS with
+ * a throwaway CA made with `openssl` at start. The load
  * generator, the relay and the waiting clients (real `waitForCode` calls) are
  * separate processes on loopback. Prints a Markdown table and writes every
  * figure to `bench/results.json` (`bench/results-smoke.json` with `--smoke`).
@@ -21,7 +24,23 @@
 import { CALLBACK_PATH, callbackPath, stateOf, summarize, type Summary } from "./common.ts";
 import { Child, type CpuTime, readProc } from "./processes.ts";
 
-type Mode = "unix" | "tcp";
+type Mode = "unix" | "tcp" | "http" | "https";
+const MODES: readonly Mode[] = ["unix", "tcp", "http", "https"];
+/** Remote waiting: `waitForCode` over `POST /v1/wait` instead of the coordinator socket. */
+const isRemote = (mode: Mode) => mode === "http" || mode === "https";
+
+/**
+ * Most remote waiters held at once. Each holds an HTTP connection to the relay (over plain HTTP; over
+ * TLS `fetch` multiplexes them on HTTP/2), and the relay's HTTP connections are capped at
+ * `maxHttpConnections`, 256 by default with no environment variable to raise it; the load generator
+ * holds 50 of them. So the remote columns go to 150 waiting (200 got the load generator's idle connections shed), and every
+ * column has a memory point at 150.
+ */
+const REMOTE_WAITING = 150;
+/** Deliveries of a remote column's throughput run, in rounds of at most {@linkcode REMOTE_WAITING}. */
+const REMOTE_DELIVERIES = { full: 10_000, smoke: 1_000 };
+/** The client token of the remote waiters (the relay wants at least 32 characters). */
+const CLIENT_TOKEN = "bench-client-token-0123456789abcdefghijklmnop";
 
 interface Plan {
   /** Requests that warm up the JIT of every process before anything is measured. */
@@ -49,7 +68,7 @@ const FULL: Plan = {
   otherWaiting: [1, 100, 10_000],
   deliveryBatch: 10_000,
   deliveryRounds: 3,
-  memoryAt: [10_000],
+  memoryAt: [REMOTE_WAITING, 10_000],
 };
 
 const SMOKE: Plan = {
@@ -60,7 +79,7 @@ const SMOKE: Plan = {
   otherWaiting: [1, 100, 1_000],
   deliveryBatch: 1_000,
   deliveryRounds: 1,
-  memoryAt: [1_000],
+  memoryAt: [REMOTE_WAITING, 1_000],
 };
 
 const CONCURRENCY = 50;
@@ -77,7 +96,7 @@ const SERVER = new URL("../server.ts", import.meta.url).pathname;
 // ---------------------------------------------------------------- arguments
 
 function parseArgs(args: string[]) {
-  const options = { smoke: false, out: "", modes: ["unix", "tcp"] as Mode[], profile: "" };
+  const options = { smoke: false, out: "", modes: [...MODES], profile: "" };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const value = () => {
@@ -90,11 +109,15 @@ function parseArgs(args: string[]) {
     else if (arg === "--profile") options.profile = value();
     else if (arg === "--modes") {
       const modes = value().split(",");
-      if (!modes.every((mode) => mode === "unix" || mode === "tcp")) {
-        throw new TypeError(`--modes takes unix, tcp or unix,tcp, got ${modes.join(",")}`);
+      if (!modes.every((mode) => (MODES as string[]).includes(mode))) {
+        throw new TypeError(`--modes takes some of ${MODES.join(",")}, got ${modes.join(",")}`);
       }
-      options.modes = modes as Mode[];
-    } else throw new TypeError(`Unknown argument ${arg}; use --smoke, --out FILE, --modes unix,tcp, --profile DIR`);
+      options.modes = MODES.filter((mode) => modes.includes(mode));
+    } else {
+      throw new TypeError(
+        `Unknown argument ${arg}; use --smoke, --out FILE, --modes ${MODES.join(",")}, --profile DIR`,
+      );
+    }
   }
   options.out ||= `${HERE}${options.smoke ? "results-smoke.json" : "results.json"}`;
   return options;
@@ -165,6 +188,70 @@ function freePort(): number {
   listener.close();
   return port;
 }
+
+/** A throwaway CA and a certificate it signed for localhost and 127.0.0.1, made with `openssl` in `dir`. */
+interface TlsFiles {
+  caFile: string;
+  caCert: string;
+  certFile: string;
+  keyFile: string;
+}
+
+async function makeTlsFiles(dir: string): Promise<TlsFiles> {
+  const openssl = async (...args: string[]) => {
+    const { success, stderr } = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
+    check(success, `openssl ${args[0]} failed: ${new TextDecoder().decode(stderr).trim()}`);
+  };
+  const at = (name: string) => `${dir}/${name}`;
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  await openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    at("ca.key"),
+    "-out",
+    at("ca.pem"),
+    "-days",
+    "2",
+    "-subj",
+    "/CN=oauth-relay bench CA",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  );
+  await openssl("req", ...ec, "-keyout", at("relay.key"), "-out", at("relay.csr"), "-subj", "/CN=localhost");
+  await Deno.writeTextFile(
+    at("relay.ext"),
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+  );
+  await openssl(
+    "x509",
+    "-req",
+    "-in",
+    at("relay.csr"),
+    "-CA",
+    at("ca.pem"),
+    "-CAkey",
+    at("ca.key"),
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    at("relay.ext"),
+    "-out",
+    at("relay.pem"),
+  );
+  return {
+    caFile: at("ca.pem"),
+    caCert: await Deno.readTextFile(at("ca.pem")),
+    certFile: at("relay.pem"),
+    keyFile: at("relay.key"),
+  };
+}
+
+let tlsFiles: TlsFiles | undefined;
 
 const children = new Set<Child>();
 
@@ -293,7 +380,8 @@ class RelayBench {
   constructor(mode: Mode, kind: Kind, dir: string, maxWaiting: number) {
     this.mode = mode;
     this.kind = kind;
-    const socketPath = `${dir}/${kind}.sock`;
+    check(kind === "relay" || !isRemote(mode), `No delivery floor for remote waiting (${mode})`);
+    const socketPath = `${dir}/${kind}-${mode}.sock`;
     const tcpPort = freePort();
     this.relay = kind === "bare"
       ? spawn(`bare delivery (${mode})`, [
@@ -309,7 +397,11 @@ class RelayBench {
         mode === "tcp" ? String(tcpPort) : socketPath,
       ])
       : this.#spawnRelay(mode, dir, socketPath, tcpPort, maxWaiting);
-    const settings = mode === "tcp" ? { useTcp: true, tcpFallbackPort: tcpPort } : { useTcp: false, socketPath };
+    const settings = isRemote(mode)
+      ? { relayUrl: `${mode}://127.0.0.1:${this.httpPort}`, clientToken: CLIENT_TOKEN }
+      : mode === "tcp"
+      ? { useTcp: true, tcpFallbackPort: tcpPort }
+      : { useTcp: false, socketPath };
     const processes = Math.max(1, Math.ceil((maxWaiting + 1) / waitersPerProcess));
     for (let i = 1; i <= processes; i++) {
       this.waiterProcesses.push(spawn(`waiters ${i} (${kind}, ${mode})`, [
@@ -322,7 +414,8 @@ class RelayBench {
         `${HERE}waiters.ts`,
         JSON.stringify(settings),
         ...(kind === "bare" ? ["--bare"] : []),
-      ]));
+        // The waiters trust the throwaway CA as a user trusts a private one: DENO_CERT.
+      ], mode === "https" ? { DENO_CERT: tlsFiles!.caFile } : {}));
     }
   }
 
@@ -352,6 +445,8 @@ class RelayBench {
       OAUTH_LOG_UNMATCHED: "false",
       OAUTH_DEFAULT_TIMEOUT: "600",
       OAUTH_MAX_WAITERS: String(maxWaiting + 10_000),
+      ...(isRemote(mode) ? { OAUTH_CLIENT_TOKENS: CLIENT_TOKEN, OAUTH_MAX_WAITERS_PER_TOKEN: "100000" } : {}),
+      ...(mode === "https" ? { OAUTH_TLS_CERT_FILE: tlsFiles!.certFile, OAUTH_TLS_KEY_FILE: tlsFiles!.keyFile } : {}),
     });
   }
 
@@ -363,7 +458,14 @@ class RelayBench {
   async start(): Promise<void> {
     if (this.kind === "bare") await this.relay.reply(0, "listening");
     else await untilListening(this.relay, this.httpPort);
-    await loadgen.request({ op: "connect", port: this.httpPort, connections: CONCURRENCY });
+    await this.reconnect();
+  }
+
+  /** Opens the load generator's connections afresh: the relay closes those idle for 10 s. */
+  async reconnect(): Promise<void> {
+    // Over TLS the callbacks come over TLS too: the HTTPS port is the relay's only HTTP port.
+    const caCert = this.mode === "https" ? tlsFiles!.caCert : undefined;
+    await loadgen.request({ op: "connect", port: this.httpPort, connections: CONCURRENCY, caCert });
   }
 
   /** Registers `count` waiters in `process`; resolves once the relay acknowledged each one. */
@@ -440,7 +542,7 @@ class RelayBench {
       this.#idleCount += count;
     }
     if (this.kind === "bare") return;
-    const health = await (await fetch(`http://127.0.0.1:${this.httpPort}/health`)).json();
+    const health = await healthOf(this.mode, this.httpPort);
     check(health.waiting === this.#idleCount, `The relay reports ${health.waiting} waiting, expected ${target}`);
   }
 
@@ -449,7 +551,11 @@ class RelayBench {
   }
 
   async releaseIdle(): Promise<void> {
-    await Promise.all(this.#idle.map(({ process, id }) => process.request({ op: "release", group: id }, "released")));
+    // Remote waits a few at a time: each sends a DELETE on a connection of its own, against the HTTP cap.
+    const atOnce = isRemote(this.mode) ? 5 : undefined;
+    await Promise.all(
+      this.#idle.map(({ process, id }) => process.request({ op: "release", group: id, atOnce }, "released")),
+    );
     this.#idle.length = 0;
     this.#idleCount = 0;
   }
@@ -462,7 +568,20 @@ class RelayBench {
   }
 }
 
-async function measureRelay(mode: Mode, kind: Kind, dir: string, maxWaiting: number) {
+/** The relay's `/health`, on a connection of its own that is closed after (it counts against the HTTP cap). */
+async function healthOf(mode: Mode, port: number): Promise<{ waiting: number }> {
+  const client = Deno.createHttpClient(mode === "https" ? { caCerts: [tlsFiles!.caCert] } : {});
+  try {
+    const scheme = mode === "https" ? "https" : "http";
+    return await (await fetch(`${scheme}://127.0.0.1:${port}/health`, { client })).json();
+  } finally {
+    client.close();
+  }
+}
+
+async function measureRelay(mode: Mode, kind: Kind, dir: string, socketMaxWaiting: number) {
+  const remote = isRemote(mode);
+  const maxWaiting = remote ? Math.min(REMOTE_WAITING, socketMaxWaiting) : socketMaxWaiting;
   const bench = new RelayBench(mode, kind, dir, maxWaiting);
   const label = `${kind === "bare" ? "delivery floor" : "relay"}, ${mode}`;
   progress(`${label}: warm-up`);
@@ -480,6 +599,21 @@ async function measureRelay(mode: Mode, kind: Kind, dir: string, maxWaiting: num
   // the memory figure would then miss part of their cost.
   for (let done = 0; done < plan.warmup; done += WARMUP_BATCH) await bench.deliveries(WARMUP_BATCH);
 
+  const rounds: Throughput[] = [];
+  const measureDeliveries = async () => {
+    progress(`${label}: deliveries`);
+    await bench.reconnect();
+    const batch = remote ? Math.min(plan.deliveryBatch, maxWaiting) : plan.deliveryBatch;
+    const roundCount = remote
+      ? Math.ceil(REMOTE_DELIVERIES[options.smoke ? "smoke" : "full"] / batch)
+      : plan.deliveryRounds;
+    for (let round = 0; round < roundCount; round++) rounds.push(await bench.deliveries(batch));
+  };
+  // Remote columns run the deliveries first (batches of 200, like a longer warm-up) and never release
+  // their idle waiters: aborting many remote waits at once left some `waitForCode` calls unsettled
+  // for minutes (see docs/performance.md); stopping the waiter process ends them instead.
+  if (remote) await measureDeliveries();
+
   const rssBaseline = await bench.relay.rss();
   const latency: LatencySeries[] = [];
   const memory: MemoryPoint[] = [];
@@ -488,22 +622,30 @@ async function measureRelay(mode: Mode, kind: Kind, dir: string, maxWaiting: num
     const waiting = bench.idleCount;
     memory.push({ waiting, rssBaseline, rss, bytesPerWaiter: (rss - rssBaseline) / waiting });
   };
-  for (const others of plan.otherWaiting) {
-    progress(`${label}: latency with ${int(others)} other waiting`);
-    await bench.topUpIdle(others);
-    if (plan.memoryAt.includes(others)) await memoryPoint();
-    latency.push(await bench.latencySeries(others));
+  // Latency levels and memory points in rising order, as the idle waiters grow; a remote column stops at its cap.
+  const levels = [...new Set([...plan.otherWaiting, ...plan.memoryAt])]
+    .filter((level) => level < maxWaiting || (level === maxWaiting && plan.memoryAt.includes(level)))
+    .sort((a, b) => a - b);
+  for (const level of levels) {
+    await bench.topUpIdle(level);
+    if (plan.memoryAt.includes(level)) {
+      progress(`${label}: memory with ${int(level)} waiting`);
+      await memoryPoint();
+    }
+    if (plan.otherWaiting.includes(level)) {
+      progress(`${label}: latency with ${int(level)} other waiting`);
+      latency.push(await bench.latencySeries(level));
+    }
   }
   if (maxWaiting > bench.idleCount) {
     progress(`${label}: memory with ${int(maxWaiting)} waiting`);
     await bench.topUpIdle(maxWaiting);
     await memoryPoint();
   }
-  await bench.releaseIdle();
-
-  progress(`${label}: deliveries`);
-  const rounds: Throughput[] = [];
-  for (let round = 0; round < plan.deliveryRounds; round++) rounds.push(await bench.deliveries(plan.deliveryBatch));
+  if (!remote) {
+    await bench.releaseIdle();
+    await measureDeliveries();
+  }
   const count = rounds.reduce((sum, round) => sum + round.count, 0);
   const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
   const cpuUs: Record<string, CpuTime> = {};
@@ -559,12 +701,36 @@ interface Target {
 
 type FloorResult = Awaited<ReturnType<typeof measureFloor>>;
 type RelayResult = Awaited<ReturnType<typeof measureRelay>>;
-/** Per mode: the delivery floor and the relay. */
-type ModeResults = Partial<Record<Mode, Record<Kind, RelayResult>>>;
+/** Per mode: the delivery floor (socket modes only) and the relay. */
+type ModeResults = Partial<Record<Mode, { bare?: RelayResult; relay: RelayResult }>>;
+
+const latencyAt = (result: RelayResult, others: number) =>
+  result.latency.find((series) => series.otherWaiting === others);
+const memoryAt = (result: RelayResult, waiting: number) => result.memory.find((point) => point.waiting === waiting);
+
+/** The socket relay the remote columns are held against: the Unix socket's (the default), else TCP's. */
+function socketRelay(results: ModeResults): { mode: Mode; result: RelayResult } | undefined {
+  const mode = (["unix", "tcp"] as const).find((mode) => results[mode]);
+  return mode && { mode, result: results[mode]!.relay };
+}
+
+/** Remote p50 ÷ the socket relay's p50 at the same level, and RSS per remote waiter ÷ a socket waiter's. */
+function remoteRatios(results: ModeResults, result: RelayResult) {
+  const socket = socketRelay(results)?.result;
+  const latency = result.latency.flatMap((series) => {
+    const base = socket && latencyAt(socket, series.otherWaiting);
+    return base ? [{ others: series.otherWaiting, value: series.latencyUs.p50 / base.latencyUs.p50 }] : [];
+  });
+  const memory = result.memory.flatMap((point) => {
+    const base = socket && memoryAt(socket, point.waiting);
+    return base ? [{ waiting: point.waiting, value: point.bytesPerWaiter / base.bytesPerWaiter }] : [];
+  });
+  return { latency, memory };
+}
 
 function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
   const targets: Target[] = [];
-  for (const [mode, { relay }] of Object.entries(results) as Array<[Mode, Record<Kind, RelayResult>]>) {
+  for (const [mode, { relay }] of Object.entries(results) as Array<[Mode, { relay: RelayResult }]>) {
     const add = (name: string, value: number, limit: string, met: boolean) =>
       targets.push({ mode, name, value, limit, met });
     for (const series of relay.latency) {
@@ -575,18 +741,30 @@ function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
     }
     const first = relay.latency[0];
     const last = relay.latency[relay.latency.length - 1];
-    const growth = last.latencyUs.p50 / first.latencyUs.p50;
-    add(
-      `latency p50 at ${int(last.otherWaiting)} other waiting / at ${int(first.otherWaiting)}`,
-      growth,
-      "≤ 1.1",
-      growth <= 1.1,
-    );
+    if (relay.latency.length > 1) {
+      const growth = last.latencyUs.p50 / first.latencyUs.p50;
+      add(
+        `latency p50 at ${int(last.otherWaiting)} other waiting / at ${int(first.otherWaiting)}`,
+        growth,
+        "≤ 1.1",
+        growth <= 1.1,
+      );
+    }
     const share = relay.throughput.perSecond / floor.throughput.perSecond;
     add("deliveries/s / floor requests/s", share, "≥ 0.5", share >= 0.5);
     for (const point of relay.memory) {
       const perWaiter = point.bytesPerWaiter / 1024;
       add(`relay RSS per waiting client at ${int(point.waiting)} (KiB)`, perWaiter, "≤ 4", perWaiter <= 4);
+    }
+    if (isRemote(mode)) {
+      const socket = socketRelay(results)?.mode;
+      const ratios = remoteRatios(results, relay);
+      for (const { others, value } of ratios.latency) {
+        add(`latency p50 / ${socket} relay's, ${int(others)} other waiting`, value, "≤ 1.3", value <= 1.3);
+      }
+      for (const { waiting, value } of ratios.memory) {
+        add(`RSS per waiter / ${socket} relay's, ${int(waiting)} waiting`, value, "≤ 2", value <= 2);
+      }
     }
   }
   return targets;
@@ -594,10 +772,16 @@ function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
 
 /** The results as a Markdown table: the HTTP floor, then per mode the delivery floor and the relay. */
 function table(floor: FloorResult, results: ModeResults): string {
-  const columns = (Object.entries(results) as Array<[Mode, Record<Kind, RelayResult>]>).flatMap(([mode, kinds]) =>
-    (["bare", "relay"] as const).map((kind) => ({ mode, kind, result: kinds[kind] }))
+  const columns = (Object.entries(results) as Array<[Mode, { bare?: RelayResult; relay: RelayResult }]>).flatMap((
+    [mode, kinds],
+  ) =>
+    (["bare", "relay"] as const).flatMap((kind) => {
+      const result = kinds[kind];
+      return result ? [{ mode, kind, result }] : [];
+    })
   );
-  const modeName = (mode: Mode) => (mode === "unix" ? "Unix socket" : "TCP");
+  const modeName = (mode: Mode) =>
+    ({ unix: "Unix socket", tcp: "TCP", http: "remote HTTP", https: "remote HTTPS" } as const)[mode];
   const header = [
     "Measure",
     "HTTP floor",
@@ -605,9 +789,14 @@ function table(floor: FloorResult, results: ModeResults): string {
   ];
   const rows: string[][] = [];
   /** A row; `cell` gets each column and whether it is the relay (which the targets apply to). */
-  const row = (label: string, floorCell: string, cell: (result: RelayResult, isRelay: boolean) => string) =>
-    rows.push([label, floorCell, ...columns.map(({ kind, result }) => cell(result, kind === "relay"))]);
+  const row = (
+    label: string,
+    floorCell: string,
+    cell: (result: RelayResult, isRelay: boolean, mode: Mode) => string,
+  ) => rows.push([label, floorCell, ...columns.map(({ kind, result, mode }) => cell(result, kind === "relay", mode))]);
   const withMark = (text: string, isRelay: boolean, met: boolean) => (isRelay ? `${text} ${mark(met)}` : text);
+  const hasRemote = columns.some(({ mode }) => isRemote(mode));
+  const socket = socketRelay(results);
 
   row(
     `Requests/s (floor) · deliveries/s, concurrency ${CONCURRENCY}`,
@@ -618,24 +807,42 @@ function table(floor: FloorResult, results: ModeResults): string {
     const share = result.throughput.perSecond / floor.throughput.perSecond;
     return withMark(ratio(share), isRelay, share >= 0.5);
   });
+  if (hasRemote && socket) {
+    row(`↳ ÷ relay's over the ${modeName(socket.mode)}`, "", (result, _isRelay, mode) => {
+      return isRemote(mode) ? ratio(result.throughput.perSecond / socket.result.throughput.perSecond) : "";
+    });
+  }
   row("Round trip p50 / p99 / max, single requests", triple(floor.roundTripUs), () => "");
-  const levels = columns.length ? columns[0].result.latency.map((series) => series.otherWaiting) : [];
-  levels.forEach((others, index) => {
+  const levels = [...new Set(columns.flatMap(({ result }) => result.latency.map((series) => series.otherWaiting)))]
+    .sort((a, b) => a - b);
+  levels.forEach((others) => {
     row(`Latency callback → resolved p50 / p99 / max, ${int(others)} other waiting`, "", (result, isRelay) => {
-      const summary = result.latency[index].latencyUs;
-      return withMark(triple(summary), isRelay, summary.p99 < 1000);
+      const summary = latencyAt(result, others)?.latencyUs;
+      return summary ? withMark(triple(summary), isRelay, summary.p99 < 1000) : "";
     });
     row("↳ p50 ÷ HTTP floor round-trip p50 (target ≤ 1.20)", "", (result, isRelay) => {
-      const value = result.latency[index].latencyUs.p50 / floor.roundTripUs.p50;
+      const series = latencyAt(result, others);
+      if (!series) return "";
+      const value = series.latencyUs.p50 / floor.roundTripUs.p50;
       return withMark(ratio(value), isRelay, value <= 1.2);
     });
+    if (hasRemote && socket) {
+      row(`↳ p50 ÷ socket p50 (${modeName(socket.mode)}; target ≤ 1.3)`, "", (result, _isRelay, mode) => {
+        if (!isRemote(mode)) return "";
+        const value = remoteRatios(results, result).latency.find((ratio) => ratio.others === others)?.value;
+        return value === undefined ? "" : `${ratio(value)} ${mark(value <= 1.3)}`;
+      });
+    }
   });
   if (levels.length > 1) {
     row(
       `↳ p50 at ${int(levels[levels.length - 1])} ÷ p50 at ${int(levels[0])} (target ≤ 1.10)`,
       "",
       (result, isRelay) => {
-        const value = result.latency[result.latency.length - 1].latencyUs.p50 / result.latency[0].latencyUs.p50;
+        const first = latencyAt(result, levels[0]);
+        const last = latencyAt(result, levels[levels.length - 1]);
+        if (!first || !last) return "";
+        const value = last.latencyUs.p50 / first.latencyUs.p50;
         return withMark(ratio(value), isRelay, value <= 1.1);
       },
     );
@@ -644,12 +851,20 @@ function table(floor: FloorResult, results: ModeResults): string {
     const summary = result.latency[0].httpRoundTripUs;
     return `${us(summary.p50)} / ${us(summary.p99)}`;
   });
-  const memoryLevels = columns.length ? columns[0].result.memory.map((point) => point.waiting) : [];
-  memoryLevels.forEach((waiting, index) => {
+  const memoryLevels = [...new Set(columns.flatMap(({ result }) => result.memory.map((point) => point.waiting)))]
+    .sort((a, b) => a - b);
+  memoryLevels.forEach((waiting) => {
     row(`RSS growth per waiting client, ${int(waiting)} waiting (target ≤ 4 KiB)`, "", (result, isRelay) => {
-      const point = result.memory[index];
+      const point = memoryAt(result, waiting);
       return point ? withMark(kib(point.bytesPerWaiter), isRelay, point.bytesPerWaiter <= 4096) : "";
     });
+    if (hasRemote && socket) {
+      row(`↳ RSS per waiter ÷ socket's (${modeName(socket.mode)}; target ≤ 2)`, "", (result, _isRelay, mode) => {
+        if (!isRemote(mode)) return "";
+        const value = remoteRatios(results, result).memory.find((ratio) => ratio.waiting === waiting)?.value;
+        return value === undefined ? "" : `${ratio(value)} ${mark(value <= 2)}`;
+      });
+    }
   });
   row(
     "CPU per request · delivery, µs: server / waiters / load generator",
@@ -678,12 +893,13 @@ try {
   if (options.profile) await Deno.mkdir(options.profile, { recursive: true });
   const about = await machine();
   const maxWaiting = fitToDescriptors(about.descriptorLimit);
+  if (options.modes.includes("https")) tlsFiles = await makeTlsFiles(dir);
 
   progress("floor: throughput and round trip");
   const floor = await measureFloor();
   const results: ModeResults = {};
   for (const mode of options.modes) {
-    results[mode] = {
+    results[mode] = isRemote(mode) ? { relay: await measureRelay(mode, "relay", dir, maxWaiting) } : {
       bare: await measureRelay(mode, "bare", dir, maxWaiting),
       relay: await measureRelay(mode, "relay", dir, maxWaiting),
     };

@@ -4,7 +4,8 @@
  * and the relay are both measured with it.
  *
  * Commands (JSON lines on stdin, see `common.ts`):
- * - `connect {port, connections}`: opens keep-alive connections (closing earlier ones).
+ * - `connect {port, connections, caCert?}`: opens keep-alive connections (closing earlier ones); with
+ *   `caCert` (PEM), over TLS to a server whose certificate that CA signed (HTTP/1.1 by ALPN).
  * - `run {target, concurrency, expectStatus}`: sends every request of `target`, `concurrency`
  *   at a time, and replies with the first send time, the last response time and any bad statuses.
  * - `one {path, expectStatus}`: one request on the first connection; replies with its send and
@@ -18,27 +19,57 @@ import { callbackPath, type Message, now, reply, serveCommands, stateOf } from "
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const CR = 13;
+/** What a write to, or a read from, a connection the server already closed fails with. */
+const STALE = /closed the connection|broken pipe|connection reset|os error 32|os error 104/i;
 const LF = 10;
 
 /** One keep-alive HTTP/1.1 connection that sends one request at a time. */
 class HttpConnection {
-  readonly #conn: Deno.TcpConn;
+  #conn: Deno.Conn;
   readonly #host: string;
+  readonly #port: number;
+  readonly #caCert: string | undefined;
   #buffer = new Uint8Array(64 * 1024);
 
-  private constructor(conn: Deno.TcpConn, port: number) {
+  private constructor(conn: Deno.Conn, port: number, caCert: string | undefined) {
     this.#conn = conn;
     this.#host = `127.0.0.1:${port}`;
+    this.#port = port;
+    this.#caCert = caCert;
   }
 
-  static async open(port: number): Promise<HttpConnection> {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.setNoDelay(true);
-    return new HttpConnection(conn, port);
+  static async open(port: number, caCert?: string): Promise<HttpConnection> {
+    return new HttpConnection(await HttpConnection.#connect(port, caCert), port, caCert);
   }
 
-  /** Sends `GET path` and reads the whole response; returns its status and when it was sent and answered. */
+  static async #connect(port: number, caCert: string | undefined): Promise<Deno.Conn> {
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port });
+    tcp.setNoDelay(true);
+    if (caCert === undefined) return tcp;
+    // Over the same no-delay TCP connection; the handshake happens here, before anything is measured.
+    const tls = await Deno.startTls(tcp, { hostname: "127.0.0.1", caCerts: [caCert], alpnProtocols: ["http/1.1"] });
+    await tls.handshake();
+    return tls;
+  }
+
+  /**
+   * Sends `GET path` and reads the whole response; returns its status and when it was sent and answered.
+   * A kept-alive connection the server closed while idle (its idle timeout, or the relay shedding idle
+   * connections at its HTTP cap) is opened again and the request sent once more, as browsers do, but
+   * only when not one byte of a response came.
+   */
   async get(path: string): Promise<{ status: number; sentAt: number; doneAt: number }> {
+    try {
+      return await this.#get(path);
+    } catch (error) {
+      if (this.#stuck || this.#received !== 0 || !(error instanceof Error && STALE.test(error.message))) throw error;
+      this.close();
+      this.#conn = await HttpConnection.#connect(this.#port, this.#caCert);
+      return await this.#get(path);
+    }
+  }
+
+  async #get(path: string): Promise<{ status: number; sentAt: number; doneAt: number }> {
     const request = encoder.encode(`GET ${path} HTTP/1.1\r\nhost: ${this.#host}\r\n\r\n`);
     const sentAt = now();
     this.#pending = { path, since: sentAt };
@@ -155,7 +186,10 @@ async function handle(command: Message): Promise<void> {
     case "connect": {
       for (const connection of pool) connection.close();
       const port = command.port as number;
-      pool = await Promise.all(Array.from({ length: command.connections as number }, () => HttpConnection.open(port)));
+      const caCert = command.caCert as string | undefined;
+      pool = await Promise.all(
+        Array.from({ length: command.connections as number }, () => HttpConnection.open(port, caCert)),
+      );
       reply({ id: command.id, ev: "done" });
       return;
     }

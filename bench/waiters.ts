@@ -8,7 +8,9 @@
  *   `registered` once the relay acknowledged every one (`onRegistered`, never a sleep). A group that
  *   is not `idle` then replies `resolved` when every wait has resolved, with the resolve times; each
  *   code is checked against the one the load generator sends for its state.
- * - `release {group}`: aborts an idle group's waits and replies `released` once they ended.
+ * - `release {group, atOnce?}`: aborts an idle group's waits, `atOnce` at a time (default all), each
+ *   few once the previous have ended, and replies `released` once all ended. A remote wait sends a
+ *   `DELETE` on a new connection when aborted, and the relay's HTTP connections are capped.
  *
  * @module
  */
@@ -65,14 +67,16 @@ async function bareWait(
   }
 }
 
-const idleGroups = new Map<number, { controller: AbortController; settled: Promise<unknown> }>();
+const idleGroups = new Map<number, { controllers: AbortController[]; results: Promise<unknown>[] }>();
 
 function register(command: Message): void {
   const prefix = command.prefix as string;
   const from = command.from as number;
   const count = (command.to as number) - from;
   const idle = command.idle === true;
-  const controller = new AbortController();
+  /** One controller per waiter, so that `release` can end them a few at a time. */
+  const controllers: AbortController[] = [];
+  const aborted = () => controllers.some((controller) => controller.signal.aborted);
 
   const times: number[] = [];
   const errors: string[] = [];
@@ -106,6 +110,8 @@ function register(command: Message): void {
   const start = (i: number) => {
     const state = stateOf(prefix, from + i);
     let registered = false;
+    const controller = new AbortController();
+    controllers.push(controller);
     const result = wait({
       state,
       timeout: TIMEOUT,
@@ -122,7 +128,7 @@ function register(command: Message): void {
       if (result.code !== codeOf(state) || result.state !== state || !result.success) wrong++;
       onSettled();
     }, (error) => {
-      if (!controller.signal.aborted && errors.length < 5) errors.push(String(error?.message ?? error));
+      if (!aborted() && errors.length < 5) errors.push(String(error?.message ?? error));
       if (!registered) {
         registrationFailures++;
         onAcknowledged();
@@ -141,14 +147,7 @@ function register(command: Message): void {
   }
   launch();
   if (idle) {
-    idleGroups.set(command.id, {
-      controller,
-      settled: (async () => {
-        // Wait until every call has started, then until every call has ended.
-        while (results.length < count) await Promise.all(results);
-        await Promise.all(results);
-      })(),
-    });
+    idleGroups.set(command.id, { controllers, results });
   }
 }
 
@@ -156,8 +155,12 @@ async function release(command: Message): Promise<void> {
   const group = idleGroups.get(command.group as number);
   if (!group) throw new Error(`No idle group ${command.group}`);
   idleGroups.delete(command.group as number);
-  group.controller.abort();
-  await group.settled;
+  const atOnce = (command.atOnce as number | undefined) ?? Infinity;
+  for (let from = 0; from < group.controllers.length; from += atOnce) {
+    const to = Math.min(from + atOnce, group.controllers.length);
+    for (let i = from; i < to; i++) group.controllers[i].abort();
+    await Promise.all(group.results.slice(from, to));
+  }
   reply({ id: command.id, ev: "released" });
 }
 
@@ -166,4 +169,4 @@ await serveCommands((command) => {
   if (command.op === "release") return release(command);
   throw new Error(`Unknown command ${command.op}`);
 });
-for (const group of idleGroups.values()) group.controller.abort();
+for (const group of idleGroups.values()) group.controllers.forEach((controller) => controller.abort());

@@ -360,6 +360,10 @@ export function serveHttp(options: HttpServeOptions): HttpServer {
   Deno.unrefTimer(sweeper);
 
   const admit = (conn: Deno.Conn) => {
+    // Small writes (an event, a page) go out at once: Nagle's algorithm would hold them for an ACK, ~40 ms.
+    try {
+      (conn as Deno.Conn & { setNoDelay?(noDelay?: boolean): void }).setNoDelay?.(true);
+    } catch { /* not a TCP connection, or already gone */ }
     const handle = cancelHandle();
     const connection: Connection = {
       phase: "head",
