@@ -52,6 +52,7 @@ try {
     singleSlot: config.singleSlot,
     clientTokens: config.clientTokens,
     maxWaitersPerToken: config.maxWaitersPerToken,
+    maxHttpConnections: config.maxHttpConnections,
     sseHeartbeatMs: config.sseHeartbeat * 1000,
     resumeGraceMs: config.resumeGrace * 1000,
     tls: config.tlsCertFile && config.tlsKeyFile

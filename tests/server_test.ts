@@ -83,6 +83,20 @@ Deno.test("two signals in a row (as through deno task) stop the relay once, with
   assert.equal(stderr.match(/Shutting down/g)?.length, 1, stderr);
 });
 
+Deno.test("OAUTH_MAX_HTTP_CONNECTIONS reaches the relay's HTTP cap", async () => {
+  await using tmp = await tempDir();
+  await using server = startServer({
+    OAUTH_SOCKET_PATH: `${tmp.path}/cap.sock`,
+    PORT: "0",
+    OAUTH_MAX_HTTP_CONNECTIONS: "300",
+  });
+  await server.url;
+  await server.logged(/File limit/);
+  server.child.kill("SIGTERM");
+  const { stderr } = await server.exited;
+  assert.match(stderr, /up to 300 HTTP connections/);
+});
+
 Deno.test("deno task serve starts without a .env file", async () => {
   await using tmp = await tempDir();
   const dir = tmp.path;

@@ -26,6 +26,7 @@ import {
   MAX_BODY_BYTES_LIMIT,
 } from "../protocol/limits.ts";
 import { MIN_CLIENT_TOKEN_LENGTH } from "./http/client_tokens.ts";
+import { DEFAULT_MAX_HTTP_CONNECTIONS } from "./fd_budget.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 /** Settings only the relay process reads: its HTTP listener, log level and limits. */
@@ -53,6 +54,11 @@ export interface ServerConfig {
   clientTokens: string[];
   /** `OAUTH_MAX_WAITERS_PER_TOKEN`: most remote waiters one token may hold. Default 100. */
   maxWaitersPerToken: number;
+  /**
+   * `OAUTH_MAX_HTTP_CONNECTIONS`: most HTTP connections, when the file limit allows. Each remote waiter holds
+   * one. Default 256.
+   */
+  maxHttpConnections: number;
   /** `OAUTH_SSE_HEARTBEAT`: seconds between comment lines on an idle wait stream. Default 15. */
   sseHeartbeat: number;
   /** `OAUTH_RESUME_GRACE`: seconds a remote registration (or its callback) is kept after its stream broke. Default 30. */
@@ -75,6 +81,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   singleSlot: true,
   clientTokens: [],
   maxWaitersPerToken: 100,
+  maxHttpConnections: DEFAULT_MAX_HTTP_CONNECTIONS,
   sseHeartbeat: 15,
   resumeGrace: 30,
 });
@@ -107,6 +114,7 @@ const SERVER_TABLE: {
   singleSlot: ["OAUTH_SINGLE_SLOT", parseBoolean],
   clientTokens: ["OAUTH_CLIENT_TOKENS", (name, raw) => parseClientTokens(name, raw.split(","))],
   maxWaitersPerToken: ["OAUTH_MAX_WAITERS_PER_TOKEN", (name, raw) => parseCount(name, raw)],
+  maxHttpConnections: ["OAUTH_MAX_HTTP_CONNECTIONS", (name, raw) => parseCount(name, raw)],
   sseHeartbeat: ["OAUTH_SSE_HEARTBEAT", parseSeconds],
   resumeGrace: ["OAUTH_RESUME_GRACE", parseSeconds],
   tlsCertFile: ["OAUTH_TLS_CERT_FILE", parsePath],
