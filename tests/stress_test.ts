@@ -92,7 +92,7 @@ Deno.test(`50 slow connections dribbling headers, bodies and protocol bytes do n
   assert.equal(f.connectErrors, 0);
   assert.equal(f.flowsOk, f.flows, `a real flow failed: ${f.flowFailure}`);
   // Silent past registerTimeoutMs: every coordinator dribbler is told "idle" and cut.
-  assert.equal(f.coordinatorIdle, 24);
+  assert.equal(f.coordinatorCut, 24);
   assert.equal(f.waitingAfter, 0);
   assert.equal(f.relayErrors, 0, `relay logged: ${f.relayErrorSample}`);
 });

@@ -44,8 +44,8 @@ export interface SlowFigures {
   bytesDribbled: number;
   /** Slow connections the relay closed before they gave up, by kind. */
   closedByRelay: { httpHeaders: number; httpBody: number; coordinator: number };
-  /** Coordinator dribblers told `idle` (silent past registerTimeoutMs). */
-  coordinatorIdle: number;
+  /** Coordinator dribblers cut: told `idle` (silent past registerTimeoutMs) or `busy` (dropped to make room). */
+  coordinatorCut: number;
   flows: number;
   flowsOk: number;
   flowsFailed: number;
@@ -129,14 +129,14 @@ export async function slowConnections(target: Target, options: SlowOptions): Pro
 
   let bytesDribbled = 0;
   const closedByRelay = { httpHeaders: 0, httpBody: 0, coordinator: 0 };
-  let coordinatorIdle = 0;
+  let coordinatorCut = 0;
   const until = Date.now() + options.dribbleMs;
   const [minDelay, maxDelay] = options.byteEveryMs;
   const dribbling = dribblers.map(async (d) => {
     let peerClosed = false;
     const reading = readAll(d.conn, options.dribbleMs + 5_000).then(({ text, closed }) => {
       peerClosed = closed;
-      if (d.kind === "coordinator" && text.includes('"code":"idle"')) coordinatorIdle++;
+      if (d.kind === "coordinator" && /"code":"(idle|busy)"/.test(text)) coordinatorCut++;
     });
     let offset = 0;
     // A slow POST sends its headers at once and dribbles the body.
@@ -196,7 +196,7 @@ export async function slowConnections(target: Target, options: SlowOptions): Pro
     connectErrors,
     bytesDribbled,
     closedByRelay,
-    coordinatorIdle,
+    coordinatorCut,
     flows: options.flows,
     flowsOk,
     flowsFailed: options.flows - flowsOk,
