@@ -155,6 +155,8 @@ export class ClientWaiter implements Waiter {
     }
     this.#phase = "registered";
     clearTimeout(this.#registerDeadline);
+    // Every waiter is held for minutes: keep nothing it no longer needs (a cleared timer is an object too).
+    this.#registerDeadline = undefined;
     // A stranger must not hold a slot for weeks: every registration is capped, and the client told.
     const maxTimeout = this.#policy.maxTimeout ?? DEFAULT_MAX_TIMEOUT_SECONDS;
     const seconds = Math.min(message.timeout ?? this.#policy.defaultTimeout, maxTimeout);
