@@ -62,3 +62,6 @@ export function isLoopback(host: string): boolean {
 
 /** A coordinator address of the socket kind (Unix socket or TCP), as the relay listens. */
 export type SocketAddress = Exclude<CoordinatorAddress, { transport: "https" }>;
+
+/** The path of remote waiting on a relay's HTTP port (`POST` to wait, `DELETE` to cancel). */
+export const WAIT_PATH = "/v1/wait";

@@ -17,7 +17,7 @@ export const DEFAULT_SSE_HEARTBEAT_MS = 15_000;
 export const DEFAULT_RESUME_GRACE_MS = 30_000;
 import { type Coordinator, DEFAULT_MAX_PENDING, serveCoordinator } from "./coordinator/serve.ts";
 import { createHandler, DEFAULT_HTTP_LIMITS, type HttpLimits } from "./http/handler.ts";
-import { fixedPage, unavailablePage } from "./http/pages.ts";
+import { unavailableResponse } from "./http/pages.ts";
 import { ClientTokens } from "./http/client_tokens.ts";
 import { createWaitRoute } from "./http/wait.ts";
 import { type HttpHandler, type HttpStats, serveHttp } from "./http/serve.ts";
@@ -33,8 +33,6 @@ import type { Registry } from "./registry/registry.ts";
 
 /** How long shutdown waits for in-flight callbacks. */
 const SHUTDOWN_GRACE_MS = 5000;
-/** The answer to a slow callback cut off to make room during a flood: reload in a moment. */
-const busyPage = fixedPage(unavailablePage(), { "retry-after": "5" });
 
 /** Options of {@linkcode startRelay}. */
 export interface RelayOptions {
@@ -186,7 +184,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         logger.error(`Callback handler failed: ${error instanceof Error ? error.message : error}`);
         return new Response("Internal error\n", { status: 500, headers: { "cache-control": "no-store" } });
       },
-      busyResponse: busyPage,
+      // A slow callback cut off to make room during a flood: reload in a moment.
+      busyResponse: unavailableResponse,
       logger,
       maxConnections: caps.http,
       headerTimeoutMs: options.headerTimeoutMs,

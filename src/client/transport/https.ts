@@ -15,11 +15,9 @@ import {
   PROTOCOL_VERSION,
   ProtocolError,
   type RelayMessage,
+  WAIT_PATH,
 } from "../../protocol/mod.ts";
 import { ConnectError, type RelayChannel, type Transport } from "./transport.ts";
-
-/** The path of remote waiting on a relay. */
-export const WAIT_PATH = "/v1/wait";
 
 /** Options of {@linkcode httpsTransport}. */
 export interface HttpsTransportOptions {

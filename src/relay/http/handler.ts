@@ -6,7 +6,7 @@
  */
 
 import type { CoordinatorAddress, Settings } from "../../client/settings.ts";
-import { DEFAULT_MAX_BODY_BYTES } from "../../protocol/mod.ts";
+import { DEFAULT_MAX_BODY_BYTES, WAIT_PATH } from "../../protocol/mod.ts";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "./extract.ts";
 import { type Logger, quote, redactCode } from "../log.ts";
 import {
@@ -18,13 +18,10 @@ import {
   noClientPage,
   pageResponse,
   SECURITY_HEADERS,
-  unavailablePage,
+  unavailableResponse,
 } from "./pages.ts";
 import type { Registry } from "../registry/registry.ts";
 import type { WaitRoute } from "./wait.ts";
-
-/** The path of remote waiting (`POST`/`DELETE`). */
-export const WAIT_PATH = "/v1/wait";
 
 /** Limits on what a stranger may send to the callback route. */
 export interface HttpLimits {
@@ -79,7 +76,6 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 const completeResponse = fixedPage(completePage());
 const alreadyCompletedResponse = fixedPage(alreadyCompletedPage());
 const noClientResponse = fixedPage(noClientPage());
-const unavailableResponse = fixedPage(unavailablePage(), { "retry-after": "5" });
 
 async function readBody(request: Request, maxBytes: number, timeoutMs: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? "0");

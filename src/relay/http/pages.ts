@@ -179,3 +179,6 @@ export function unavailablePage(): PageContent {
       "The relay is restarting or briefly unavailable. Reload this page in a moment to finish signing in; nothing was lost.",
   };
 }
+
+/** The {@linkcode unavailablePage} as a response, with the moment to retry. */
+export const unavailableResponse: () => Response = fixedPage(unavailablePage(), { "retry-after": "5" });
