@@ -7,19 +7,30 @@
  * client hangs up after its code. Nothing is parsed, checked, logged, timed
  * or rendered. `waiters.ts --bare` plays its clients.
  *
- * Usage: `bare_relay.ts HTTP_PORT unix PATH` or `bare_relay.ts HTTP_PORT tcp PORT`.
- * Prints `{"id":0,"ev":"listening"}` once both listen; stops when stdin closes.
+ * For remote waiting (`http`, `https`) the floor is the same idea over server-sent events: `POST /v1/wait`
+ * with `{"state": S}` answers an event stream that says `registered` at once; the callback for `S`
+ * enqueues one `callback` event and ends that stream. No token, no resume, no heartbeat.
+ *
+ * Usage: `bare_relay.ts HTTP_PORT unix PATH`, `bare_relay.ts HTTP_PORT tcp PORT`, `bare_relay.ts HTTP_PORT http`
+ * or `bare_relay.ts HTTP_PORT https CERT_FILE KEY_FILE`.
+ * Prints `{"id":0,"ev":"listening"}` once it listens; stops when stdin closes.
  *
  * @module
  */
 
-const [httpPort, transport, where] = Deno.args;
-const listener = transport === "unix"
+const [httpPort, transport, where, keyFile] = Deno.args;
+const remote = transport === "http" || transport === "https";
+const listener = remote
+  ? undefined
+  : transport === "unix"
   ? Deno.listen({ transport: "unix", path: where })
   : Deno.listen({ transport: "tcp", hostname: "127.0.0.1", port: Number(where) });
 const encoder = new TextEncoder();
 const OK = encoder.encode("ok\n");
 const waiting = new Map<string, Deno.Conn>();
+const streams = new Map<string, ReadableStreamDefaultController<Uint8Array>>();
+const REGISTERED = encoder.encode("event: registered\ndata: {}\n\n");
+const EVENT_STREAM = { "content-type": "text/event-stream", "cache-control": "no-store" };
 
 async function serve(conn: Deno.Conn): Promise<void> {
   let buffer = new Uint8Array(256);
@@ -44,20 +55,48 @@ async function serve(conn: Deno.Conn): Promise<void> {
   conn.close();
 }
 
-(async () => {
-  for await (const conn of listener) serve(conn);
-})();
+if (listener) {
+  (async () => {
+    for await (const conn of listener) serve(conn);
+  })();
+}
+
+/** `POST /v1/wait`: an event stream for the state, `registered` at once. */
+async function waitRoute(request: Request): Promise<Response> {
+  const { state } = await request.json();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      streams.set(state, controller);
+      controller.enqueue(REGISTERED);
+    },
+    cancel() {
+      streams.delete(state);
+    },
+  });
+  return new Response(body, { headers: EVENT_STREAM });
+}
 
 const server = Deno.serve({
   hostname: "127.0.0.1",
   port: Number(httpPort),
+  ...(transport === "https" ? { cert: Deno.readTextFileSync(where), key: Deno.readTextFileSync(keyFile) } : {}),
   onListen: () => console.log(JSON.stringify({ id: 0, ev: "listening" })),
 }, async (request) => {
+  if (request.method === "POST") return await waitRoute(request);
   const state = param(request.url, "state");
+  const code = param(request.url, "code");
+  if (remote) {
+    const stream = streams.get(state);
+    if (!stream) return new Response("no waiter", { status: 404 });
+    streams.delete(state);
+    stream.enqueue(encoder.encode(`event: callback\ndata: {"code":"${code}"}\n\n`));
+    stream.close();
+    return new Response("ok");
+  }
   const conn = waiting.get(state);
   if (!conn) return new Response("no waiter", { status: 404 });
   waiting.delete(state);
-  await conn.write(encoder.encode(param(request.url, "code") + "\n"));
+  await conn.write(encoder.encode(code + "\n"));
   return new Response("ok");
 });
 
@@ -69,5 +108,6 @@ function param(url: string, name: string): string {
 }
 
 for await (const _ of Deno.stdin.readable) { /* the parent closes stdin to stop us */ }
-listener.close();
+listener?.close();
+for (const stream of streams.values()) stream.close();
 await server.shutdown();

@@ -37,6 +37,7 @@ const decoder = new TextDecoder();
 async function bareWait(
   options: { state: string; signal: AbortSignal; onRegistered: () => void },
 ): Promise<{ success: boolean; code: string; state: string }> {
+  if (settings.relayUrl) return await bareRemoteWait(options);
   const conn = settings.useTcp
     ? await Deno.connect({ hostname: "127.0.0.1", port: settings.tcpFallbackPort! })
     : await Deno.connect({ transport: "unix", path: settings.socketPath! });
@@ -64,6 +65,40 @@ async function bareWait(
     try {
       conn.close();
     } catch { /* closed on abort */ }
+  }
+}
+
+/**
+ * The least a remote client can do: `POST /v1/wait` with `fetch`, then read
+ * the event stream until the `callback` event and take the code from it.
+ */
+async function bareRemoteWait(
+  options: { state: string; signal: AbortSignal; onRegistered: () => void },
+): Promise<{ success: boolean; code: string; state: string }> {
+  const response = await fetch(`${settings.relayUrl}/v1/wait`, {
+    method: "POST",
+    body: JSON.stringify({ state: options.state }),
+    signal: options.signal,
+  });
+  const reader = response.body!.getReader();
+  let text = "";
+  let registered = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error("The bare relay ended the stream");
+      text += decoder.decode(value, { stream: true });
+      if (!registered && text.includes("\n\n")) {
+        registered = true;
+        text = text.slice(text.indexOf("\n\n") + 2);
+        options.onRegistered();
+      }
+      const start = text.indexOf('"code":"');
+      const end = start === -1 ? -1 : text.indexOf('"', start + 8);
+      if (registered && end !== -1) return { success: true, code: text.slice(start + 8, end), state: options.state };
+    }
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }
 

@@ -165,32 +165,41 @@ async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<Ser
   let name = "message";
   let data: string[] = [];
   let size = 0;
-  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
-    buffer += chunk;
-    if (buffer.length > MAX_RELAY_LINE_BYTES) throw new SyntaxError("Event line longer than the limit");
-    let newline: number;
-    while ((newline = buffer.search(/\r\n|\n|\r/)) !== -1) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
-      if (line === "") {
-        if (data.length > 0) yield { name, data: JSON.parse(data.join("\n")) };
-        name = "message";
-        data = [];
-        size = 0;
-      } else if (line.startsWith(":")) {
-        continue;
-      } else {
-        const colon = line.indexOf(":");
-        const field = colon === -1 ? line : line.slice(0, colon);
-        const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (field === "event") name = value;
-        else if (field === "data") {
-          data.push(value);
-          size += value.length;
-          if (size > MAX_RELAY_LINE_BYTES) throw new SyntaxError("Event larger than the limit");
+  // Decoded here rather than through a TextDecoderStream: one stream hop less per event on the way to the waiter.
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      if (buffer.length > MAX_RELAY_LINE_BYTES) throw new SyntaxError("Event line longer than the limit");
+      let newline: number;
+      while ((newline = buffer.search(/\r\n|\n|\r/)) !== -1) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
+        if (line === "") {
+          if (data.length > 0) yield { name, data: JSON.parse(data.join("\n")) };
+          name = "message";
+          data = [];
+          size = 0;
+        } else if (line.startsWith(":")) {
+          continue;
+        } else {
+          const colon = line.indexOf(":");
+          const field = colon === -1 ? line : line.slice(0, colon);
+          const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "event") name = value;
+          else if (field === "data") {
+            data.push(value);
+            size += value.length;
+            if (size > MAX_RELAY_LINE_BYTES) throw new SyntaxError("Event larger than the limit");
+          }
         }
       }
     }
+  } finally {
+    reader.releaseLock();
   }
 }
 
