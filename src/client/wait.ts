@@ -273,8 +273,14 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
       }
       if (signal.aborted) throw signal.reason;
       const outcome = await session(channel, remaining, !everRegistered);
+      if (outcome.kind === "result") {
+        // Closed just after the caller has the code rather than before: the relay ends the stream anyway.
+        const done = channel;
+        channel = undefined;
+        setTimeout(() => done.close(), 0);
+        return outcome.result;
+      }
       channel.close();
-      if (outcome.kind === "result") return outcome.result;
       if (signal.aborted) throw signal.reason;
       // Dropped before registering (the relay makes room during a flood of silent connections): try again,
       // a few times when it closed without a word, until the deadline when it said "busy".

@@ -88,21 +88,32 @@ async function readWaitRequest(request: Request): Promise<WaitRequest | string> 
   if (type !== "application/json") return "The body must be JSON (Content-Type: application/json)";
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_LINE_BYTES) return `The body is larger than ${MAX_LINE_BYTES} bytes`;
-  // Read at most the limit, also for a chunked body without Content-Length.
-  const body = new Uint8Array(MAX_LINE_BYTES);
+  // Read at most the limit, also for a chunked body without Content-Length. The chunks are kept as they
+  // come rather than copied into a buffer of the limit's size: a waiter holds its connection for minutes,
+  // and 16 KiB of garbage per registration would sit in memory until the next collection.
+  const chunks: Uint8Array[] = [];
   let size = 0;
   try {
     for await (const chunk of request.body ?? []) {
-      if (size + chunk.length > MAX_LINE_BYTES) return `The body is larger than ${MAX_LINE_BYTES} bytes`;
-      body.set(chunk, size);
       size += chunk.length;
+      if (size > MAX_LINE_BYTES) return `The body is larger than ${MAX_LINE_BYTES} bytes`;
+      chunks.push(chunk);
     }
   } catch {
     return "The body could not be read";
   }
+  let body = chunks[0] ?? new Uint8Array(0);
+  if (chunks.length > 1) {
+    body = new Uint8Array(size);
+    let at = 0;
+    for (const chunk of chunks) {
+      body.set(chunk, at);
+      at += chunk.length;
+    }
+  }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(body.subarray(0, size));
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
   } catch {
     return "The body is not valid UTF-8";
   }
