@@ -2,25 +2,31 @@
 
 /**
  * What the client reads from the runtime it runs on, found without importing
- * anything runtime-specific: the environment and the operating system.
+ * anything runtime-specific: the environment, the operating system and the
+ * process's uid. On Deno each is read only when the program was granted the
+ * permission (`--allow-env`, `--allow-sys=uid`): the client never prompts.
+ * On Node and Bun they come from `process`.
  *
  * @module
  */
 
 /** Reads one environment variable. */
 export interface Env {
+  /** The variable's value, or `undefined` when it is unset. */
   get(name: string): string | undefined;
 }
 
 interface DenoLike {
   env: Env;
   build: { os: string };
-  permissions: { querySync(descriptor: { name: "env" }): { state: string } };
+  permissions: { querySync(descriptor: { name: "env" } | { name: "sys"; kind: "uid" }): { state: string } };
+  uid(): number | null;
 }
 
 interface ProcessLike {
   env: Record<string, string | undefined>;
   platform: string;
+  getuid?: () => number;
 }
 
 const deno = (globalThis as { Deno?: DenoLike }).Deno;
@@ -55,6 +61,36 @@ export function readableEnv(): Env | undefined {
   }
   return undefined;
 }
+
+/**
+ * This process's user id, to tell whether a Unix socket is its own: on Deno
+ * only with `--allow-sys=uid` (never prompts), on Node and Bun from
+ * `process.getuid()`.
+ *
+ * @returns The uid, or `undefined` when it may not be asked or the system has none (Windows).
+ *
+ * @example
+ * ```ts
+ * import { ownUid } from "./env.ts";
+ *
+ * const uid = ownUid();
+ * console.log(uid === undefined ? "uid unknown" : `uid ${uid}`);
+ * ```
+ */
+export function ownUid(): number | undefined {
+  try {
+    if (deno) {
+      if (deno.permissions.querySync({ name: "sys", kind: "uid" }).state !== "granted") return undefined;
+      return deno.uid() ?? undefined;
+    }
+    return process?.getuid?.();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether this is Deno (whose own APIs the client then uses), rather than Node, Bun or another runtime. */
+export const onDeno: boolean = deno !== undefined;
 
 /** The operating system as `Deno.build.os` names it (`"windows"` turns on TCP mode), or `"unknown"`. */
 export const platform: string = deno?.build.os ??

@@ -6,7 +6,9 @@
  */
 
 import { type CoordinatorAddress, writeAll } from "../../protocol/mod.ts";
+import { ownUid } from "../env.ts";
 import { type ByteStream, socketTransport } from "./socket.ts";
+import { connectTrusted } from "./socket_trust.ts";
 import { ConnectError, type Transport } from "./transport.ts";
 
 /** Bytes asked for per read: a relay message is usually a few hundred. */
@@ -32,20 +34,15 @@ export async function connectDeno(address: CoordinatorAddress): Promise<ByteStre
   let conn: Deno.Conn;
   try {
     if (address.transport === "unix") {
-      // Another local user can create the socket path first, or bind it while the relay restarts:
-      // check who owns it before connecting, and that it is still the same file afterwards.
-      const before = await trustedSocket(address.path, address.relayUid);
-      conn = await Deno.connect({ transport: "unix", path: address.path });
-      const after = await trustedSocket(address.path, address.relayUid).catch((error) => {
-        conn.close();
-        throw error;
+      conn = await connectTrusted(address.path, address.relayUid, {
+        lstat: async (path) => {
+          const { isSocket, uid, dev, ino } = await Deno.lstat(path);
+          return { isSocket: isSocket === true, uid, dev, ino };
+        },
+        ownUid,
+        connect: (path) => Deno.connect({ transport: "unix", path }),
+        close: (conn) => conn.close(),
       });
-      if (after.dev !== before.dev || after.ino !== before.ino) {
-        conn.close();
-        throw new ConnectError(`the socket at ${address.path} was replaced while connecting; refusing it`, {
-          untrusted: true,
-        });
-      }
     } else if (address.transport === "tcp") {
       conn = await Deno.connect({ transport: "tcp", hostname: address.hostname, port: address.port });
     } else {
@@ -109,44 +106,6 @@ export const denoTransport: Transport = socketTransport(connectDeno);
  */
 export function osErrorMessage(error: unknown): string {
   return error instanceof Error ? error.message.replace(/\s*\(os error \d+\).*$/s, "").toLowerCase() : String(error);
-}
-
-/**
- * The identity of the socket at `path` when it is one this client may talk
- * to: a socket owned by this user, by root, or by `relayUid`.
- *
- * @throws {ConnectError} `untrusted` when the file is not a socket or someone else owns it.
- */
-async function trustedSocket(path: string, relayUid: number | undefined): Promise<{ dev: number; ino: number | null }> {
-  const info = await Deno.lstat(path);
-  if (!info.isSocket) {
-    throw new ConnectError(`${path} is not a socket; refusing it`, { untrusted: true });
-  }
-  const owner = info.uid;
-  // No owners on Windows: only the path's directory permissions protect it there.
-  if (owner === null || owner === 0 || owner === relayUid) return { dev: info.dev, ino: info.ino };
-  const me = ownUid();
-  if (owner === me) return { dev: info.dev, ino: info.ino };
-  if (me === undefined) {
-    throw new ConnectError(
-      `cannot tell whether the socket (owned by uid ${owner}) is yours: run with --allow-sys=uid, or set OAUTH_RELAY_UID=${owner} if that account runs the relay`,
-      { untrusted: true },
-    );
-  }
-  throw new ConnectError(
-    `the socket is owned by uid ${owner}, not by this user (uid ${me}) or root; refusing it (set OAUTH_RELAY_UID=${owner} if that account runs the relay)`,
-    { untrusted: true },
-  );
-}
-
-/** This process's uid when the program may ask (`--allow-sys=uid`); never prompts. */
-function ownUid(): number | undefined {
-  try {
-    if (Deno.permissions.querySync({ name: "sys", kind: "uid" }).state !== "granted") return undefined;
-    return Deno.uid() ?? undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Describes a connection failure in a few lower-case words. */
