@@ -38,8 +38,25 @@ export { httpsTransport, type HttpsTransportOptions } from "./src/client/transpo
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");
   const encoder = new TextEncoder();
+  const write = (stream: typeof Deno.stderr, text: string) => {
+    // writeSync may write part of the bytes (a pipe that is nearly full): write them all.
+    const bytes = encoder.encode(text);
+    for (let offset = 0; offset < bytes.length;) offset += stream.writeSync(bytes.subarray(offset));
+  };
   Deno.exitCode = await main(Deno.args, {
-    stdout: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),
-    stderr: (text) => Deno.stderr.writeSync(encoder.encode(text + "\n")),
+    stdout: (text) => write(Deno.stdout, text + "\n"),
+    stderr: (text) => write(Deno.stderr, text + "\n"),
+    terminal: Deno.stderr.isTerminal()
+      ? {
+        write: (text) => write(Deno.stderr, text),
+        size: () => {
+          try {
+            return Deno.consoleSize();
+          } catch {
+            return { columns: 80, rows: 24 };
+          }
+        },
+      }
+      : undefined,
   });
 }

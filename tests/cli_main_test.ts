@@ -49,7 +49,7 @@ Deno.test("--help prints the default command's usage and the list of commands on
     assert.match(help, /Exit codes/);
     assert.match(
       help,
-      /\nCommands \(the first argument; without one, wait\):\n {2}wait {4}Wait for one OAuth callback/,
+      /\nCommands \(the first argument; without one, wait\):\n {2}wait {5}Wait for one OAuth callback.*\n {2}login {4}Sign in/,
     );
   }
 });
@@ -83,8 +83,8 @@ Deno.test("bad usage exits 2 with one line on stderr and nothing on stdout", asy
     [["--port", "80a"], /--port must be a port number from 0 to 65535, got "80a"/],
     [["--socket", ""], /--socket must be an absolute path starting with "\/", got ""/],
     [["--socket", "rel.sock"], /--socket must be an absolute path starting with "\/", got "rel.sock"/],
-    [["extra"], /unknown command "extra" \(commands: wait\)/],
-    [["login", "--state", "s"], /unknown command "login" \(commands: wait\)/],
+    [["extra"], /unknown command "extra" \(commands: wait, login\)/],
+    [["logout", "--state", "s"], /unknown command "logout" \(commands: wait, login\)/],
     [["line\nbreak"], /unknown command "line\\nbreak"/],
     [["wait", "extra"], /Unexpected argument 'extra'/],
     [["--state", "s", "extra"], /Unexpected argument 'extra'/],

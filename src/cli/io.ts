@@ -12,8 +12,10 @@ export type { EnvSource };
 
 /**
  * Exit codes of the CLI, one meaning each, shared by every command: 0 code
- * received, 1 callback without a code, 2 bad usage, 3 timeout, 4 relay not
- * reachable, 5 relay refused or ended the wait.
+ * (or tokens) received, 1 callback without a code, 2 bad usage, 3 timeout,
+ * 4 relay not reachable, 5 relay refused or ended the wait; and of `login`:
+ * 6 authorization denied, 7 the provider refused the exchange, 8 the response
+ * failed a check, 9 the provider cannot be used, 10 the tokens cannot be written.
  *
  * @example
  * ```ts
@@ -21,10 +23,30 @@ export type { EnvSource };
  * import assert from "node:assert/strict";
  *
  * assert.equal(EXIT.USAGE, 2);
- * assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5]);
+ * assert.deepEqual(Object.values(EXIT), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
  * ```
  */
-export const EXIT = { CODE: 0, NO_CODE: 1, USAGE: 2, TIMEOUT: 3, UNREACHABLE: 4, REFUSED: 5 } as const;
+export const EXIT = {
+  CODE: 0,
+  NO_CODE: 1,
+  USAGE: 2,
+  TIMEOUT: 3,
+  UNREACHABLE: 4,
+  REFUSED: 5,
+  DENIED: 6,
+  EXCHANGE_REFUSED: 7,
+  CHECK_FAILED: 8,
+  PROVIDER: 9,
+  OUTPUT: 10,
+} as const;
+
+/** Standard error when it is a terminal: raw writes for a line that changes in place, and its size. */
+export interface Terminal {
+  /** Writes `text` as it is, without a newline (`\r` returns to the start of the line). */
+  write(text: string): void;
+  /** The terminal's size now, in character cells. */
+  size(): { columns: number; rows: number };
+}
 
 /**
  * Where a command writes and what it reads. The real process writes to its
@@ -54,6 +76,8 @@ export interface CliIo {
    * process environment when the program may read it, else none (defaults, never a prompt).
    */
   env?: EnvSource;
+  /** Present when standard error is a terminal: a command may then draw (a QR code, a countdown). */
+  terminal?: Terminal;
 }
 
 /**

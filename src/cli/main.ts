@@ -8,6 +8,7 @@
 
 import { shown } from "../client/settings.ts";
 import { type CliIo, type Command, usageError } from "./io.ts";
+import { loginCommand } from "./login.ts";
 import { waitCommand } from "./wait.ts";
 
 /** How the usage line names the program. */
@@ -16,6 +17,7 @@ const PROGRAM = "deno run --allow-net --allow-read --allow-write --allow-env --a
 /** The commands, by the name given as the first argument. Adding a command is one entry here. */
 const COMMANDS: Readonly<Record<string, Command>> = {
   wait: waitCommand,
+  login: loginCommand,
 };
 
 /** The command that runs when the first argument is an option, or there are none. */
@@ -44,7 +46,8 @@ function topUsage(): string {
  *
  * @param args Command-line arguments, without the program name.
  * @param io Where to write, and optionally the environment to read instead of the process's.
- * @returns The exit code, one of `EXIT` in `io.ts`: 0 code, 1 no code, 2 usage, 3 timeout, 4 unreachable, 5 refused.
+ * @returns The exit code, one of `EXIT` in `io.ts`: 0 code (or tokens), 1 no code, 2 usage, 3 timeout, 4 unreachable,
+ *   5 refused, and for `login` 6 denied, 7 exchange refused, 8 check failed, 9 provider unusable, 10 not written.
  *
  * @example `--help` prints the usage on stdout and exits 0
  * ```ts
@@ -66,7 +69,7 @@ function topUsage(): string {
  * const stderr: string[] = [];
  * const code = await main(["frobnicate"], { stdout: () => {}, stderr: (text) => stderr.push(text) });
  * assert.equal(code, 2);
- * assert.deepEqual(stderr, ['oauth-relay: unknown command "frobnicate" (commands: wait); see --help']);
+ * assert.deepEqual(stderr, ['oauth-relay: unknown command "frobnicate" (commands: wait, login); see --help']);
  * ```
  */
 export async function main(args: string[], io: CliIo): Promise<number> {

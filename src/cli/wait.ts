@@ -6,20 +6,11 @@
 
 import { parseArgs } from "node:util";
 import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../client/errors.ts";
-import { resolveSettings, waitForCode } from "../client/wait.ts";
-import { platform, readableEnv } from "../client/env.ts";
-import {
-  ConfigError,
-  type EnvSource,
-  loadSettings,
-  parsePath,
-  parsePort,
-  parseRelayUrl,
-  parseSeconds,
-  reader,
-  type Settings,
-} from "../client/settings.ts";
+import { waitForCode } from "../client/wait.ts";
+import { readableEnv } from "../client/env.ts";
+import { ConfigError, reader, type Settings } from "../client/settings.ts";
 import { type CliIo, type Command, EXIT, terminalJson, usageError } from "./io.ts";
+import { RELAY_FLAGS, RELAY_FLAGS_HELP, relaySettings } from "./relay_flags.ts";
 
 const HELP = `Waits for one OAuth callback at the relay and prints the code on stdout.
 
@@ -29,12 +20,7 @@ Options:
   --single-slot       Wait without a state (single-slot mode): any callback without a state
                       is taken, including one a web page makes the browser send; only for
                       providers that cannot return a state
-  --timeout <secs>    Seconds to wait (default OAUTH_DEFAULT_TIMEOUT, 300)
-  --socket <path>     Coordinator Unix socket (default OAUTH_SOCKET_PATH)
-  --tcp               Connect over loopback TCP instead (OAUTH_USE_TCP)
-  --port <port>       Coordinator TCP port, implies --tcp (default OAUTH_TCP_FALLBACK_PORT, 9999)
-  --relay <url>       Wait at this relay over HTTPS (default OAUTH_RELAY_URL); the token comes
-                      from OAUTH_CLIENT_TOKEN only, never a flag (command lines are public)
+${RELAY_FLAGS_HELP}
   --json              Print the whole result as JSON instead of the code
   --help              Show this help
 
@@ -52,12 +38,6 @@ Exit codes: 0 code received; 1 callback without a code (payload printed); 2 bad 
 3 timeout; 4 relay not reachable or not trusted; 5 relay refused or ended the wait (e.g. state
 taken, superseded)`;
 
-/** Defaults, then `env` (the process environment when readable, if none is given), then `overrides`. */
-function settingsFrom(env: EnvSource | undefined, overrides: Partial<Settings>): Settings {
-  if (env === undefined) return resolveSettings(overrides);
-  return { ...loadSettings(env, platform), ...overrides };
-}
-
 async function run(args: string[], io: CliIo, usage: string): Promise<number> {
   let values;
   try {
@@ -67,11 +47,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
       allowPositionals: false,
       options: {
         state: { type: "string" },
-        timeout: { type: "string" },
-        socket: { type: "string" },
-        tcp: { type: "boolean" },
-        port: { type: "string" },
-        relay: { type: "string" },
+        ...RELAY_FLAGS,
         json: { type: "boolean" },
         "single-slot": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -93,22 +69,10 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
   if (values.state === "") return usageError(io, "--state must not be empty");
 
   // Flags are read by the same rules as the variables they stand in for.
-  const overrides: Partial<Settings> = {};
   let timeout: number | undefined;
   let settings: Settings;
   try {
-    if (values.timeout !== undefined) timeout = parseSeconds("--timeout", values.timeout);
-    if (values.socket !== undefined) {
-      overrides.socketPath = parsePath("--socket", values.socket);
-      overrides.useTcp = false;
-    }
-    if (values.port !== undefined) {
-      overrides.tcpFallbackPort = parsePort("--port", values.port);
-      overrides.useTcp = true;
-    }
-    if (values.tcp) overrides.useTcp = true;
-    if (values.relay !== undefined) overrides.relayUrl = parseRelayUrl("--relay", values.relay);
-    settings = settingsFrom(io.env, overrides);
+    ({ settings, timeout } = relaySettings(values, io.env));
   } catch (error) {
     if (error instanceof ConfigError) return usageError(io, error.message);
     throw error;

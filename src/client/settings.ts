@@ -53,6 +53,12 @@ export interface Settings {
   relayUrl?: string;
   /** `OAUTH_CLIENT_TOKEN`: the bearer token for {@linkcode Settings.relayUrl}. Default none. */
   clientToken?: string;
+  /**
+   * `OAUTH_PUBLIC_URL`: the relay's public URL as providers redirect to it, e.g.
+   * `https://relay.example.com`; the redirect URI is this plus {@linkcode Settings.callbackPath}.
+   * `https://` (`http://` only for loopback hosts). Default none.
+   */
+  publicUrl?: string;
 }
 
 /**
@@ -217,6 +223,8 @@ const SETTINGS_TABLE: {
   relayUid: ["OAUTH_RELAY_UID", parseUid],
   relayUrl: ["OAUTH_RELAY_URL", parseRelayUrl],
   clientToken: ["OAUTH_CLIENT_TOKEN", (_name, raw) => raw.trim()],
+  // Held to the relay URL's rule: a redirect URI over plain HTTP would carry codes in clear (RFC 9700 §2.1).
+  publicUrl: ["OAUTH_PUBLIC_URL", parseRelayUrl],
 };
 
 /**

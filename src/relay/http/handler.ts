@@ -281,6 +281,10 @@ export function createHandler(
       enabled: settings.enabled,
       coordinator: coordinator(),
       waiting: await registry.count(),
+      // OAUTH_PUBLIC_URL, and the redirect URI to register at providers, when the relay knows them.
+      ...(settings.publicUrl === undefined
+        ? {}
+        : { publicUrl: settings.publicUrl, redirectUri: settings.publicUrl + settings.callbackPath }),
     }, { headers: { "cache-control": "no-store", "x-content-type-options": "nosniff" } });
   }
 
