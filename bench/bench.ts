@@ -259,8 +259,8 @@ let tlsFiles: TlsFiles | undefined;
 
 const children = new Set<Child>();
 
-function spawn(name: string, args: string[], env: Record<string, string> = {}): Child {
-  const child = new Child(name, args, env);
+function spawn(name: string, args: string[], env: Record<string, string> = {}, command?: string): Child {
+  const child = new Child(name, args, env, command);
   children.add(child);
   return child;
 }
@@ -279,7 +279,32 @@ const profileFlags = (name: string) =>
 
 // ---------------------------------------------------------------- measurements
 
-const loadgen = spawn("load generator", ["run", "-q", "--allow-net", ...profileFlags("loadgen"), `${HERE}loadgen.ts`]);
+/**
+ * The senders: the same load generator on Deno (`loadgen.ts`) and on Node (`loadgen_node.mjs`). Each is
+ * measured against the bare floor server first; the one with the faster round trip sends every request
+ * of the run (`loadgen`), so that the sender is not what the figures measure.
+ */
+const senders: Record<string, Child> = {
+  deno: spawn("load generator (Deno)", ["run", "-q", "--allow-net", ...profileFlags("loadgen"), `${HERE}loadgen.ts`]),
+};
+if (await hasNode()) {
+  senders.node = spawn(
+    "load generator (Node)",
+    [...profileFlags("loadgen-node"), new URL("./loadgen_node.mjs", import.meta.url).pathname],
+    {},
+    "node",
+  );
+}
+let loadgen: Child = senders.deno;
+
+/** Whether `node` runs here. */
+async function hasNode(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("node", { args: ["--version"], stdout: "null", stderr: "null" }).output()).success;
+  } catch {
+    return false;
+  }
+}
 
 interface Throughput {
   count: number;
@@ -306,7 +331,7 @@ async function cpuMeter(processes: Record<string, Child>) {
   };
 }
 
-async function measureFloor() {
+async function measureFloor(loadgen: Child) {
   const floor = spawn("floor", ["run", "-q", "--allow-net", ...profileFlags("floor"), `${HERE}floor.ts`]);
   try {
     const { port } = await floor.reply(0, "listening");
@@ -345,6 +370,39 @@ async function measureFloor() {
     return { throughput, roundTripUs: summarize(roundTrips) };
   } finally {
     await stop(floor);
+  }
+}
+
+/** The in-process catcher (`catcher.ts`): callback sent → the promise resolved in the server's own process. */
+async function measureCatcher() {
+  const catcher = spawn("in-process catcher", [
+    "run",
+    "-q",
+    "--allow-net",
+    ...profileFlags("catcher"),
+    `${HERE}catcher.ts`,
+  ]);
+  try {
+    const { port } = await catcher.reply(0, "listening");
+    await loadgen.request({ op: "connect", port, connections: CONCURRENCY });
+    const latencies: number[] = [];
+    const roundTrips: number[] = [];
+    for (let i = 0; i < plan.latencyWarmup + plan.latencySamples; i++) {
+      const state = stateOf("catcher", i);
+      const id = catcher.send({ op: "catch", state });
+      await catcher.reply(id, "registered");
+      const [one, done] = await Promise.all([
+        loadgen.request({ op: "one", path: callbackPath(state), expectStatus: 200 }),
+        catcher.reply(id, "resolved"),
+      ]);
+      check(one.bad === 0, `The catcher answered ${one.status}`);
+      if (i < plan.latencyWarmup) continue;
+      latencies.push(((done.last as number) - (one.sentAt as number)) * 1000);
+      roundTrips.push(((one.doneAt as number) - (one.sentAt as number)) * 1000);
+    }
+    return { latencyUs: summarize(latencies), httpRoundTripUs: summarize(roundTrips) };
+  } finally {
+    await stop(catcher);
   }
 }
 
@@ -789,7 +847,9 @@ function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
 }
 
 /** The results as a Markdown table: the HTTP floor, then per mode the delivery floor and the relay. */
-function table(floor: FloorResult, results: ModeResults): string {
+type CatcherResult = Awaited<ReturnType<typeof measureCatcher>>;
+
+function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults): string {
   const columns = (Object.entries(results) as Array<[Mode, { bare?: RelayResult; relay: RelayResult }]>).flatMap((
     [mode, kinds],
   ) =>
@@ -831,6 +891,7 @@ function table(floor: FloorResult, results: ModeResults): string {
     });
   }
   row("Round trip p50 / p99 / max, single requests", triple(floor.roundTripUs), () => "");
+  row("In-process catcher: callback sent → resolved p50 / p99 / max", triple(catcher.latencyUs), () => "");
   const levels = [...new Set(columns.flatMap(({ result }) => result.latency.map((series) => series.otherWaiting)))]
     .sort((a, b) => a - b);
   levels.forEach((others) => {
@@ -843,6 +904,10 @@ function table(floor: FloorResult, results: ModeResults): string {
       if (!series) return "";
       const value = series.latencyUs.p50 / floor.roundTripUs.p50;
       return withMark(ratio(value), isRelay, value <= 1.2);
+    });
+    row("↳ p50 ÷ in-process catcher's p50", "", (result) => {
+      const series = latencyAt(result, others);
+      return series ? ratio(series.latencyUs.p50 / catcher.latencyUs.p50) : "";
     });
     row("↳ relay p50 ÷ its delivery floor's p50", "", (result, isRelay, mode) => {
       const base = results[mode]?.bare;
@@ -924,8 +989,17 @@ try {
   const maxWaiting = fitToDescriptors(about.descriptorLimit);
   if (options.modes.includes("https")) tlsFiles = await makeTlsFiles(dir);
 
-  progress("floor: throughput and round trip");
-  const floor = await measureFloor();
+  const calibration: Record<string, FloorResult> = {};
+  for (const [name, sender] of Object.entries(senders)) {
+    progress(`floor: throughput and round trip, sent from ${name}`);
+    calibration[name] = await measureFloor(sender);
+  }
+  const [senderName, floor] = Object.entries(calibration)
+    .sort(([, a], [, b]) => a.roundTripUs.p50 - b.roundTripUs.p50)[0];
+  loadgen = senders[senderName];
+  for (const sender of Object.values(senders)) if (sender !== loadgen) await stop(sender);
+  progress("in-process catcher: latency");
+  const catcher = await measureCatcher();
   const results: ModeResults = {};
   for (const mode of options.modes) {
     results[mode] = {
@@ -936,7 +1010,7 @@ try {
   const targets = targetsOf(floor, results);
   const seconds = (performance.now() - started) / 1000;
   const command = `deno task bench${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
-  const report = table(floor, results);
+  const report = table(floor, catcher, results);
 
   console.log(
     `\noauth-relay benchmark, ${options.smoke ? "smoke run" : "full run"}: ${new Date().toISOString()}, ${
@@ -949,7 +1023,12 @@ try {
         about.loadAverageAtStart.map(ratio).join(" ")
       }`,
   );
-  console.log(`Command: ${command}\n`);
+  console.log(`Command: ${command}`);
+  console.log(
+    `Sender: ${senderName} (bare round trip p50 ${
+      Object.entries(calibration).map(([name, result]) => `${name} ${us(result.roundTripUs.p50)}`).join(", ")
+    }; the faster one sends every request)\n`,
+  );
   console.log(report);
   console.log(`\nTargets: ${targets.filter((target) => target.met).length} of ${targets.length} met`);
   for (const target of targets.filter((target) => !target.met)) {
@@ -967,7 +1046,10 @@ try {
         machine: about,
         plan,
         concurrency: CONCURRENCY,
+        sender: senderName,
+        senders: calibration,
         floor,
+        catcher,
         modes: results,
         targets,
         table: report,

@@ -46,12 +46,13 @@ export class Child {
 
   /**
    * @param name For messages, e.g. `relay (unix)`.
-   * @param args Arguments of `deno`.
+   * @param args Arguments of the program.
    * @param env Variables added to this process's environment.
+   * @param command The program: Deno (this one) unless named, e.g. `node`.
    */
-  constructor(name: string, args: string[], env: Record<string, string> = {}) {
+  constructor(name: string, args: string[], env: Record<string, string> = {}, command: string = Deno.execPath()) {
     this.name = name;
-    this.process = new Deno.Command(Deno.execPath(), {
+    this.process = new Deno.Command(command, {
       args,
       env,
       stdin: "piped",
