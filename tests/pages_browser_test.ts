@@ -1,23 +1,52 @@
 /**
- * The callback pages in a real browser: Debian's headless Chromium loads each
- * page from a real relay, so the response's own Content-Security-Policy is the
- * one enforced. A page fails when it is unstyled, overflows a phone's width,
- * runs script, or the console reports a CSP violation. Screenshots go to
- * `$OAUTH_RELAY_SCREENSHOTS`, else `/tmp/oauth-relay-screenshots`.
+ * The callback pages in a real browser: Debian's headless Chromium, driven by
+ * `puppeteer-core`, loads each page from a real relay, so the response's own
+ * Content-Security-Policy is the one enforced. A page fails when it is
+ * unstyled, overflows the viewport's width, runs script, or Chromium reports a
+ * CSP violation. Every page is checked and photographed on a phone and on a
+ * desktop, light and dark: the screenshots go to `$OAUTH_RELAY_SCREENSHOTS`,
+ * else to a fresh temp directory, and the test prints where.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import type { Viewport } from "puppeteer-core";
 import { completePage, CONTENT_SECURITY_POLICY, renderPage, type Tone } from "../src/relay/http/pages.ts";
-import { CHROMIUM_PATH, launchChromium, type Page, type PageMessage, type Viewport } from "./chromium.ts";
+import {
+  CHROMIUM_PATH,
+  HAS_CHROMIUM,
+  launchBrowser,
+  type PageMessage,
+  type WatchedPage,
+  watchPage,
+} from "./support/browser.ts";
 import { startTestRelay, wait } from "./helpers.ts";
 
-/** A phone: iPhone 12-15 CSS pixels. */
-const PHONE: Viewport = { width: 390, height: 844, deviceScaleFactor: 2, mobile: true };
+/** The viewports every page is checked and photographed on. */
+const VIEWPORTS = {
+  /** A phone: iPhone 12-15 CSS pixels. */
+  phone: { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+  desktop: { width: 1280, height: 800, deviceScaleFactor: 1 },
+} satisfies Record<string, Viewport>;
+type ViewportName = keyof typeof VIEWPORTS;
 
-// The suite may write only under /tmp, so screenshots default there.
-const SCREENSHOTS = Deno.env.get("OAUTH_RELAY_SCREENSHOTS") || "/tmp/oauth-relay-screenshots";
+/**
+ * Where the screenshots go, created once per run. The suite may write only
+ * under /tmp (`--allow-write=/tmp`), so the default is a fresh temp directory.
+ */
+const screenshotDir = (() => {
+  let dir: Promise<string> | undefined;
+  return () =>
+    dir ??= (async () => {
+      const chosen = Deno.env.get("OAUTH_RELAY_SCREENSHOTS");
+      const path = chosen
+        ? (await Deno.mkdir(chosen, { recursive: true }), chosen)
+        : await Deno.makeTempDir({ prefix: "oauth-relay-screenshots-" });
+      console.log(`Screenshots of the callback pages in ${path}`);
+      return path;
+    })();
+})();
 
 /** `--icon` background of each tone in pages.ts: --ok, --warn, --bad. */
 const ICON_COLORS: Record<Tone, string> = {
@@ -93,17 +122,16 @@ function styleProblems(page: Rendered, tone: Tone, scheme: "light" | "dark"): st
 /** Console lines and DevTools issues that say the CSP blocked something. */
 function cspViolations(messages: PageMessage[]): PageMessage[] {
   return messages.filter((message) =>
-    message.source === "security" || message.text.startsWith("ContentSecurityPolicyIssue") ||
-    /Content[- ]Security[- ]Policy|Refused to/i.test(message.text)
+    message.level === "ContentSecurityPolicyIssue" || /Content[- ]Security[- ]Policy|Refused to/i.test(message.text)
   );
 }
 
 /** Everything else the page reported, apart from Chromium noting the document's own 4xx status. */
-function otherMessages(messages: PageMessage[], status: number): PageMessage[] {
+function otherMessages(messages: PageMessage[], url: string, status: number): PageMessage[] {
   const violations = new Set(cspViolations(messages));
   return messages.filter((message) =>
     !violations.has(message) &&
-    !(message.source === "network" && message.text.includes(`responded with a status of ${status}`))
+    !(message.url === url && message.text.includes(`responded with a status of ${status}`))
   );
 }
 
@@ -112,7 +140,7 @@ function describe(message: PageMessage): string {
 }
 
 interface Expected {
-  /** File name of the screenshots, without `.png`. */
+  /** File name of the screenshots, without the viewport, scheme and `.png`. */
   name: string;
   status: number;
   tone: Tone;
@@ -123,8 +151,13 @@ interface Expected {
  * Loads `url`, checks what Chromium received and rendered, and saves a light
  * and a dark screenshot. Returns what the page shows, for extra checks.
  */
-async function checkPage(page: Page, url: string, expected: Expected): Promise<Rendered> {
-  const response = await page.navigate(url);
+async function checkPage(
+  tab: WatchedPage,
+  viewport: ViewportName,
+  url: string,
+  expected: Expected,
+): Promise<Rendered> {
+  const response = await tab.open(url);
   assert.equal(response.status, expected.status);
   // The policy Chromium enforced is the one the relay sent.
   assert.equal(response.headers["content-security-policy"], CONTENT_SECURITY_POLICY);
@@ -133,21 +166,23 @@ async function checkPage(page: Page, url: string, expected: Expected): Promise<R
   const problems: string[] = [];
   let rendered: Rendered | undefined;
   for (const scheme of ["light", "dark"] as const) {
-    await page.colorScheme(scheme);
-    rendered = await page.evaluate<Rendered>(READ_PAGE);
-    const path = `${SCREENSHOTS}/${expected.name}${scheme === "dark" ? "-dark" : ""}.png`;
-    await page.screenshot(path);
+    await tab.page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: scheme }]);
+    rendered = await tab.page.evaluate(READ_PAGE) as Rendered;
+    const path = `${await screenshotDir()}/${expected.name}-${viewport}-${scheme}.png`;
+    await Deno.writeFile(path, await tab.page.screenshot());
     problems.push(...styleProblems(rendered, expected.tone, scheme).map((problem) => `${problem} (see ${path})`));
   }
-  await page.colorScheme("light");
+  await tab.page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
   assert.ok(rendered);
   if (rendered.scripts > 0) problems.push(`the page has ${rendered.scripts} <script> element(s)`);
-  problems.push(...page.dialogs.map((message) => `a dialog opened, so script ran: ${message}`));
-  problems.push(...cspViolations(page.messages).map((message) => `CSP violation: ${describe(message)}`));
+  problems.push(...tab.dialogs.map((message) => `a dialog opened, so script ran: ${message}`));
+  problems.push(...cspViolations(tab.messages).map((message) => `CSP violation: ${describe(message)}`));
   problems.push(
-    ...otherMessages(page.messages, expected.status).map((message) => `unexpected console entry: ${describe(message)}`),
+    ...otherMessages(tab.messages, url, expected.status).map((message) =>
+      `unexpected console entry: ${describe(message)}`
+    ),
   );
-  assert.ok(problems.length === 0, `The ${expected.name} page has problems:\n${problems.join("\n")}`);
+  assert.ok(problems.length === 0, `The ${expected.name} page on a ${viewport} has problems:\n${problems.join("\n")}`);
 
   assert.equal(rendered.title, expected.title);
   assert.equal(rendered.bodyClass, expected.tone);
@@ -156,7 +191,7 @@ async function checkPage(page: Page, url: string, expected: Expected): Promise<R
 
 // CI installs Chromium and must run these checks (a missing browser fails there with one line).
 // Elsewhere, a machine without Chromium skips them with a notice so `deno task test` still works.
-const SKIP = !Deno.env.get("CI") && !(await Deno.stat(CHROMIUM_PATH).then(() => true, () => false));
+const SKIP = !Deno.env.get("CI") && !HAS_CHROMIUM;
 if (SKIP) {
   console.warn(`Skipping the browser page checks: no Chromium at ${CHROMIUM_PATH} (apt-get install chromium)`);
 }
@@ -165,73 +200,77 @@ Deno.test({
   name: "each callback page renders styled in headless Chromium under its CSP without violations",
   ignore: SKIP,
 }, async (t) => {
-  await Deno.mkdir(SCREENSHOTS, { recursive: true });
-  console.log(`Screenshots in ${SCREENSHOTS}`);
   await using relay = await startTestRelay();
-  await using chromium = await launchChromium();
-  const page = await chromium.newPage(PHONE);
+  await using browser = await launchBrowser();
   const callback = (query: string[][]) => `${relay.url}/oauth/callback?${new URLSearchParams(query)}`;
-  const completeUrl = callback([["code", "browser-code-1"], ["state", "browser-complete"]]);
 
-  await t.step("the complete page", async () => {
-    const pending = wait(relay, { state: "browser-complete" });
-    await pending.registered;
-    await checkPage(page, completeUrl, {
-      name: "complete",
-      status: 200,
-      tone: "success",
-      title: "Authorization Complete",
+  for (const viewport of Object.keys(VIEWPORTS) as ViewportName[]) {
+    await t.step(`on a ${viewport}`, async (t) => {
+      // Set before the first load, so the viewport never reloads a callback.
+      const tab = await watchPage(browser, VIEWPORTS[viewport]);
+      const completeUrl = callback([["code", `code-${viewport}`], ["state", `complete-${viewport}`]]);
+
+      await t.step("the complete page", async () => {
+        const pending = wait(relay, { state: `complete-${viewport}` });
+        await pending.registered;
+        await checkPage(tab, viewport, completeUrl, {
+          name: "complete",
+          status: 200,
+          tone: "success",
+          title: "Authorization Complete",
+        });
+        assert.equal((await pending.result).code, `code-${viewport}`);
+      });
+
+      await t.step("the already completed page, when the complete URL is loaded again", async () => {
+        await checkPage(tab, viewport, completeUrl, {
+          name: "already-completed",
+          status: 404,
+          tone: "neutral",
+          title: "Authorization Already Completed",
+        });
+      });
+
+      await t.step("the denied page shows the provider's description as text and runs none of it", async () => {
+        const description = "<script>alert(1)</script>";
+        const pending = wait(relay, { state: `denied-${viewport}` });
+        await pending.registered;
+        const rendered = await checkPage(
+          tab,
+          viewport,
+          callback([["error", "access_denied"], ["error_description", description], ["state", `denied-${viewport}`]]),
+          { name: "denied", status: 200, tone: "failure", title: "Authorization Not Granted" },
+        );
+        assert.deepEqual(rendered.details, ["access_denied", description]);
+        const result = await pending.result;
+        assert.deepEqual([result.success, result.raw.error], [false, "access_denied"]);
+      });
+
+      await t.step("the no client page, for an unknown state", async () => {
+        await checkPage(tab, viewport, callback([["code", "code-nobody"], ["state", `nobody-${viewport}`]]), {
+          name: "no-client",
+          status: 404,
+          tone: "failure",
+          title: "Authorization Failed – No client waiting",
+        });
+      });
+
+      await t.step("the bad request page, for a callback with two different states", async () => {
+        const rendered = await checkPage(tab, viewport, callback([["state", "a"], ["state", "b"], ["code", "x"]]), {
+          name: "bad-request",
+          status: 400,
+          tone: "failure",
+          title: "Bad Request",
+        });
+        assert.equal(rendered.details.length, 1);
+      });
     });
-    assert.equal((await pending.result).code, "browser-code-1");
-  });
-
-  await t.step("the already completed page, when the complete URL is loaded again", async () => {
-    await checkPage(page, completeUrl, {
-      name: "already-completed",
-      status: 404,
-      tone: "neutral",
-      title: "Authorization Already Completed",
-    });
-  });
-
-  await t.step("the denied page shows the provider's description as text and runs none of it", async () => {
-    const description = "<script>alert(1)</script>";
-    const pending = wait(relay, { state: "browser-denied" });
-    await pending.registered;
-    const rendered = await checkPage(
-      page,
-      callback([["error", "access_denied"], ["error_description", description], ["state", "browser-denied"]]),
-      { name: "denied", status: 200, tone: "failure", title: "Authorization Not Granted" },
-    );
-    assert.deepEqual(rendered.details, ["access_denied", description]);
-    const result = await pending.result;
-    assert.deepEqual([result.success, result.raw.error], [false, "access_denied"]);
-  });
-
-  await t.step("the no client page, for an unknown state", async () => {
-    await checkPage(page, callback([["code", "browser-code-2"], ["state", "browser-nobody"]]), {
-      name: "no-client",
-      status: 404,
-      tone: "failure",
-      title: "Authorization Failed – No client waiting",
-    });
-  });
-
-  await t.step("the bad request page, for a callback with two different states", async () => {
-    const rendered = await checkPage(page, callback([["state", "a"], ["state", "b"], ["code", "x"]]), {
-      name: "bad-request",
-      status: 400,
-      tone: "failure",
-      title: "Bad Request",
-    });
-    assert.equal(rendered.details.length, 1);
-  });
+  }
 });
 
 Deno.test(
   { name: "the browser check reports a page whose CSP blocks its style or script", ignore: SKIP },
   async (t) => {
-    await Deno.mkdir(SCREENSHOTS, { recursive: true });
     // A tiny server serving the real page HTML under a chosen CSP, to prove the detector works.
     const wrongHash = CONTENT_SECURITY_POLICY.replace(/'sha256-[^']+'/, `'sha256-${"A".repeat(43)}='`);
     assert.ok(wrongHash !== CONTENT_SECURITY_POLICY);
@@ -240,36 +279,40 @@ Deno.test(
     const server = Deno.serve(
       { hostname: "127.0.0.1", port: 0, signal: controller.signal, onListen: () => {} },
       (request) => {
-        const script = new URL(request.url).pathname === "/script";
-        return new Response(script ? html.replace("</main>", "</main><script>alert(1)</script>") : html, {
-          headers: {
-            "content-type": "text/html; charset=utf-8",
-            "content-security-policy": script ? CONTENT_SECURITY_POLICY : wrongHash,
-          },
-        });
+        const path = new URL(request.url).pathname;
+        const script = path === "/script" || path === "/no-policy";
+        const headers: Record<string, string> = { "content-type": "text/html; charset=utf-8" };
+        if (path !== "/no-policy") headers["content-security-policy"] = script ? CONTENT_SECURITY_POLICY : wrongHash;
+        return new Response(script ? html.replace("</main>", "</main><script>alert(1)</script>") : html, { headers });
       },
     );
     try {
-      await using chromium = await launchChromium();
-      const page = await chromium.newPage(PHONE);
+      await using browser = await launchBrowser();
+      const tab = await watchPage(browser, VIEWPORTS.phone);
       const base = `http://127.0.0.1:${server.addr.port}`;
 
       await t.step("a wrong style hash leaves the page unstyled and logs a violation", async () => {
-        await page.navigate(`${base}/wrong-hash`);
-        const rendered = await page.evaluate<Rendered>(READ_PAGE);
-        await page.screenshot(`${SCREENSHOTS}/selfcheck-wrong-hash.png`);
+        await tab.open(`${base}/wrong-hash`);
+        const rendered = await tab.page.evaluate(READ_PAGE) as Rendered;
+        await Deno.writeFile(`${await screenshotDir()}/selfcheck-wrong-hash.png`, await tab.page.screenshot());
         const problems = styleProblems(rendered, "success", "light");
         assert.ok(problems.includes('body display is "block", expected "flex"'), problems.join("\n"));
-        assert.ok(cspViolations(page.messages).length > 0, "no CSP violation was reported");
+        assertBothChannels(tab.messages);
       });
 
       await t.step("an injected inline script is blocked and logs a violation", async () => {
-        await page.navigate(`${base}/script`);
-        const rendered = await page.evaluate<Rendered>(READ_PAGE);
+        await tab.open(`${base}/script`);
+        const rendered = await tab.page.evaluate(READ_PAGE) as Rendered;
         assert.deepEqual(styleProblems(rendered, "success", "light"), []);
         assert.equal(rendered.scripts, 1);
-        assert.deepEqual(page.dialogs, []);
-        assert.ok(cspViolations(page.messages).length > 0, "no CSP violation was reported");
+        assert.deepEqual(tab.dialogs, []);
+        assertBothChannels(tab.messages);
+      });
+
+      await t.step("without the policy the same script runs, and its dialog is seen", async () => {
+        await tab.open(`${base}/no-policy`);
+        assert.deepEqual(tab.dialogs, ["1"]);
+        assert.deepEqual(cspViolations(tab.messages), []);
       });
     } finally {
       controller.abort();
@@ -277,3 +320,10 @@ Deno.test(
     }
   },
 );
+
+/** Each way the detector hears of a violation works on its own: the console line and the DevTools issue. */
+function assertBothChannels(messages: PageMessage[]): void {
+  const violations = cspViolations(messages);
+  assert.ok(violations.some((message) => message.source === "console"), `no console line:\n${messages.map(describe)}`);
+  assert.ok(violations.some((message) => message.source === "issue"), `no DevTools issue:\n${messages.map(describe)}`);
+}

@@ -1,12 +1,14 @@
 /**
- * The person in the login tests: Debian's headless Chromium, driven by
- * `puppeteer-core`, opens the authorize link, signs in and consents at the
- * provider's development pages, and follows the redirect to the relay.
+ * Headless Chromium for the tests, driven by `puppeteer-core`: the one
+ * launcher of the repository. The login tests use it as the person, who opens
+ * the authorize link, signs in and consents at the provider's development
+ * pages and follows the redirect to the relay; the page tests use it to load
+ * the relay's own pages and watch what Chromium reports about them.
  *
  * @module
  */
 
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import puppeteer, { type Browser, type Page, type Viewport } from "puppeteer-core";
 
 /** Where Debian's `chromium` package installs the browser. */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -25,9 +27,18 @@ export interface TestBrowser extends AsyncDisposable {
   browser: Browser;
 }
 
-/** Starts Chromium headless with a fresh profile. */
+/**
+ * Starts Chromium headless with a fresh profile.
+ *
+ * @throws {Error} With one clear line when the `chromium` package is not installed.
+ */
 export async function launchBrowser(): Promise<TestBrowser> {
-  const profile = await Deno.makeTempDir({ prefix: "oauth-relay-login-chromium-" });
+  if (!HAS_CHROMIUM) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM_PATH}: install the Debian package "chromium" (apt-get install chromium)`,
+    );
+  }
+  const profile = await Deno.makeTempDir({ prefix: "oauth-relay-chromium-" });
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM_PATH,
     userDataDir: profile,
@@ -43,6 +54,8 @@ export async function launchBrowser(): Promise<TestBrowser> {
       "--no-first-run",
       // Only loopback resolves: the provider's dev pages import a web font, which would wait on DNS otherwise.
       "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+      // Screenshots show the page, not a scrollbar the headless window would not have on a phone.
+      "--hide-scrollbars",
     ],
     headless: true,
     // Puppeteer's own signal handlers would outlive the test.
@@ -101,4 +114,78 @@ export async function authorizeInBrowser(
 /** Clicks `selector` and waits until the navigation it starts (and its redirects) has loaded. */
 async function submitAndWait(page: Page, selector: string): Promise<void> {
   await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click(selector)]);
+}
+
+/** Something a page reported: a console line (Chromium's own log entries included), a DevTools issue, an exception. */
+export interface PageMessage {
+  /** `console` (console calls and Chromium's log, such as "Refused to …"), `issue` (DevTools), `exception`. */
+  source: "console" | "issue" | "exception";
+  /** The console level, the issue's code, or `error`. */
+  level: string;
+  text: string;
+  /** The document or resource the message is about, when Chromium names one. */
+  url?: string;
+}
+
+/** The HTTP response of the document Chromium loaded, as Chromium saw it. */
+export interface DocumentResponse {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+}
+
+/** A tab whose messages and dialogs are recorded; see {@linkcode watchPage}. */
+export interface WatchedPage {
+  /** The puppeteer page, for evaluation, media emulation and screenshots. */
+  page: Page;
+  /** What the page reported since the last {@linkcode WatchedPage.open}. */
+  messages: PageMessage[];
+  /** Messages of `alert()`, `confirm()` and `prompt()` dialogs since the last open. */
+  dialogs: string[];
+  /**
+   * Loads `url`, clearing `messages` and `dialogs` first, and resolves once its
+   * load event fired, with the document's HTTP status and headers.
+   */
+  open(url: string): Promise<DocumentResponse>;
+}
+
+/**
+ * Opens a tab at `viewport` that records everything the page reports.
+ *
+ * @param browser The running browser.
+ * @param viewport The size of the tab, in CSS pixels (`isMobile` for a phone's layout viewport).
+ * @returns The tab and its records.
+ */
+export async function watchPage(browser: TestBrowser, viewport: Viewport): Promise<WatchedPage> {
+  const page = await browser.browser.newPage();
+  // Before the first load: a change of `isMobile` reloads the page, which would repeat a callback.
+  await page.setViewport(viewport);
+  const messages: PageMessage[] = [];
+  const dialogs: string[] = [];
+  page.on("console", (message) => {
+    messages.push({ source: "console", level: message.type(), text: message.text(), url: message.location().url });
+  });
+  page.on("issue", (issue) => {
+    messages.push({ source: "issue", level: issue.code, text: `${issue.code} ${JSON.stringify(issue.details)}` });
+  });
+  page.on("pageerror", (error) => {
+    messages.push({ source: "exception", level: "error", text: String(error) });
+  });
+  page.on("dialog", (dialog) => {
+    dialogs.push(dialog.message());
+    // An open dialog blocks the page; dismiss it so the test fails on the assertion, not on a hang.
+    dialog.dismiss().catch(() => {});
+  });
+  return {
+    page,
+    messages,
+    dialogs,
+    async open(url) {
+      messages.length = 0;
+      dialogs.length = 0;
+      const response = await page.goto(url, { waitUntil: "load" });
+      if (!response) throw new Error(`Cannot load ${url}: no new document`);
+      return { status: response.status(), headers: response.headers() };
+    },
+  };
 }
