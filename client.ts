@@ -8,6 +8,8 @@
  * @module
  */
 
+import { onDeno } from "./src/client/env.ts";
+
 export { type RegisteredInfo, resolveSettings, waitForCode, type WaitForCodeOptions } from "./src/client/wait.ts";
 export {
   ERROR_CODES,
@@ -36,27 +38,10 @@ export { type ByteStream, socketTransport } from "./src/client/transport/socket.
 export { httpsTransport, type HttpsTransportOptions } from "./src/client/transport/https.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./src/cli/main.ts");
-  const encoder = new TextEncoder();
-  const write = (stream: typeof Deno.stderr, text: string) => {
-    // writeSync may write part of the bytes (a pipe that is nearly full): write them all.
-    const bytes = encoder.encode(text);
-    for (let offset = 0; offset < bytes.length;) offset += stream.writeSync(bytes.subarray(offset));
-  };
-  Deno.exitCode = await main(Deno.args, {
-    stdout: (text) => write(Deno.stdout, text + "\n"),
-    stderr: (text) => write(Deno.stderr, text + "\n"),
-    terminal: Deno.stderr.isTerminal()
-      ? {
-        write: (text) => write(Deno.stderr, text),
-        size: () => {
-          try {
-            return Deno.consoleSize();
-          } catch {
-            return { columns: 80, rows: 24 };
-          }
-        },
-      }
-      : undefined,
-  });
+  // Run as a program (Deno; Bun and Node 24+ set import.meta.main too). A promise, not a top-level await:
+  // a module with one cannot be require()d (Node 22+), and the npm package ships this module as its core.
+  void Promise.all([
+    import("./src/cli/main.ts"),
+    onDeno ? import("./src/cli/io_deno.ts") : import("./src/cli/io_node.ts"),
+  ]).then(([{ runCli }, { cliProcess }]) => runCli(cliProcess()));
 }

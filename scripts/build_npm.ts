@@ -15,7 +15,8 @@
  *
  * An entry is built when its source file exists (see `ENTRIES`). A bare
  * import (`oauth4webapi`) becomes a dependency pinned to the version in
- * `deno.json`'s `imports`; the core entry must have none.
+ * `deno.json`'s `imports`; the core entry must have none. The CLI is the
+ * package's `bin`, `oauth-relay` (see `BIN`): `npx oauth-relay login …`.
  *
  * @module
  */
@@ -30,6 +31,9 @@ const ENTRIES: { path: string; source: string; optional?: boolean }[] = [
   { path: ".", source: "mod.ts" },
   { path: "./login", source: "login.ts", optional: true },
 ];
+
+/** The package's command: `npx oauth-relay`, `bunx oauth-relay`. Its source starts with `#!/usr/bin/env node`. */
+const BIN = { name: "oauth-relay", source: "src/cli/bin.ts" };
 
 /** What the package asks of the runtime: `AbortSignal.any` came in Node 20.3. */
 const ENGINES = { node: ">=20.3.0", bun: ">=1.4.0" };
@@ -100,7 +104,7 @@ async function build(): Promise<void> {
           outDir: OUT,
           newLine: "lf",
         },
-        files: entries.map((entry) => `${ROOT}${entry.source}`),
+        files: [...entries.map((entry) => entry.source), BIN.source].map((source) => `${ROOT}${source}`),
       }),
     );
     const tsc = await new Deno.Command(Deno.execPath(), {
@@ -169,7 +173,14 @@ async function build(): Promise<void> {
     throw new Error(`build:npm: the core entry must have no dependencies, but imports ${coreImports.join(", ")}`);
   }
 
-  // 4. package.json, README, LICENSE.
+  // 4. The command: tsc keeps the source's first line, the `#!` that makes the file a program.
+  const bin = BIN.source.replace(/\.ts$/, ".js");
+  if (!(await Deno.readTextFile(`${OUT}/${bin}`)).startsWith("#!/usr/bin/env node\n")) {
+    throw new Error(`build:npm: ${bin} does not start with #!/usr/bin/env node`);
+  }
+  await Deno.chmod(`${OUT}/${bin}`, 0o755);
+
+  // 5. package.json, README, LICENSE.
   const exportsMap = Object.fromEntries(entries.map((entry) => {
     const base = entry.source.replace(/\.ts$/, "");
     return [entry.path, { types: `./${base}.d.ts`, default: `./${base}.js` }];
@@ -181,6 +192,7 @@ async function build(): Promise<void> {
     license: denoJson.license,
     type: "module",
     exports: exportsMap,
+    bin: { [BIN.name]: `./${bin}` },
     engines: ENGINES,
     ...(Object.keys(dependencies).length > 0 ? { dependencies: sortedKeys(dependencies) } : {}),
   };
@@ -191,7 +203,7 @@ async function build(): Promise<void> {
   console.log(
     `dist/npm: ${packageJson.name}@${packageJson.version}, ${files.length + 3} files, exports ${
       entries.map((entry) => entry.path).join(" ")
-    }, dependencies: ${
+    }, bin ${BIN.name}, dependencies: ${
       Object.entries(dependencies).map(([name, version]) => `${name}@${version}`).join(", ") || "none"
     }`,
   );

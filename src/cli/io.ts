@@ -78,6 +78,43 @@ export interface CliIo {
   env?: EnvSource;
   /** Present when standard error is a terminal: a command may then draw (a QR code, a countdown). */
   terminal?: Terminal;
+  /** How usage lines name the program, e.g. `oauth-relay`. Default: the `deno run … client.ts` command. */
+  program?: string;
+}
+
+/**
+ * The process the CLI runs as, seen through a runtime adapter
+ * (`io_deno.ts`, `io_node.ts`, both exporting `cliProcess()`): its
+ * arguments, its streams as a {@linkcode CliIo}, and its exit code.
+ *
+ * @example
+ * ```ts
+ * import type { CliProcess } from "./io.ts";
+ * import { runCli } from "./main.ts";
+ * import assert from "node:assert/strict";
+ *
+ * let exitCode: number | undefined;
+ * const stderr: string[] = [];
+ * const cli: CliProcess = {
+ *   args: ["--bogus"],
+ *   io: { stdout: () => {}, stderr: (text) => stderr.push(text), env: {} },
+ *   setExitCode: (code) => exitCode = code,
+ * };
+ * await runCli(cli);
+ * assert.equal(exitCode, 2);
+ * assert.equal(stderr.length, 1);
+ * ```
+ */
+export interface CliProcess {
+  /** The command-line arguments after the program's name. */
+  args: string[];
+  /** The process's standard output and error, and whether standard error is a terminal. */
+  io: CliIo;
+  /**
+   * Sets the code the process exits with once nothing is left to do. It does not end the process at
+   * once: what was written to a pipe is still flushed.
+   */
+  setExitCode(code: number): void;
 }
 
 /**

@@ -7,11 +7,11 @@
  */
 
 import { shown } from "../client/settings.ts";
-import { type CliIo, type Command, usageError } from "./io.ts";
+import { type CliIo, type CliProcess, type Command, usageError } from "./io.ts";
 import { loginCommand } from "./login.ts";
 import { waitCommand } from "./wait.ts";
 
-/** How the usage line names the program. */
+/** How the usage line names the program when `io.program` does not (Deno, `client.ts`). */
 const PROGRAM = "deno run --allow-net --allow-read --allow-write --allow-env --allow-sys=uid client.ts";
 
 /** The commands, by the name given as the first argument. Adding a command is one entry here. */
@@ -24,11 +24,11 @@ const COMMANDS: Readonly<Record<string, Command>> = {
 const DEFAULT_COMMAND = "wait";
 
 /** The top-level help: the default command's, then the list of commands. */
-function topUsage(): string {
+function topUsage(program: string): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length)) + 4;
   const list = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}${command.summary}`);
   return [
-    `Usage: ${PROGRAM} [command] [options]`,
+    `Usage: ${program} [command] [options]`,
     "",
     COMMANDS[DEFAULT_COMMAND].help,
     "",
@@ -74,12 +74,42 @@ function topUsage(): string {
  */
 export async function main(args: string[], io: CliIo): Promise<number> {
   const [first, ...rest] = args;
+  const program = io.program ?? PROGRAM;
   if (first === undefined || first.startsWith("-")) {
-    return await COMMANDS[DEFAULT_COMMAND].run(args, io, topUsage());
+    return await COMMANDS[DEFAULT_COMMAND].run(args, io, topUsage(program));
   }
   if (!Object.hasOwn(COMMANDS, first)) {
     return usageError(io, `unknown command ${shown(first)} (commands: ${Object.keys(COMMANDS).join(", ")})`);
   }
   const command = COMMANDS[first];
-  return await command.run(rest, io, `Usage: ${PROGRAM} ${first} [options]\n\n${command.help}`);
+  return await command.run(rest, io, `Usage: ${program} ${first} [options]\n\n${command.help}`);
+}
+
+/**
+ * Runs the CLI as the process `cli` describes: its arguments and streams in,
+ * the exit code set when {@linkcode main} returns. The entry files
+ * (`client.ts` on Deno, `bin.ts` of the npm package) call it with their
+ * runtime's adapter.
+ *
+ * @param cli The process, from `cliProcess()` of `io_deno.ts` or `io_node.ts`.
+ * @returns Once the command is done and the exit code is set.
+ *
+ * @example
+ * ```ts
+ * import { runCli } from "./main.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const stdout: string[] = [];
+ * let exitCode: number | undefined;
+ * await runCli({
+ *   args: ["--help"],
+ *   io: { stdout: (text) => stdout.push(text), stderr: () => {}, program: "oauth-relay" },
+ *   setExitCode: (code) => exitCode = code,
+ * });
+ * assert.equal(exitCode, 0);
+ * assert.match(stdout[0], /^Usage: oauth-relay \[command\] \[options\]\n/);
+ * ```
+ */
+export async function runCli(cli: CliProcess): Promise<void> {
+  cli.setExitCode(await main(cli.args, cli.io));
 }

@@ -2,91 +2,32 @@
  * The client as a Node, Bun or Deno program uses it: the built package
  * (`@org/oauth-relay` from `dist/npm`, installed next to a copy of this file
  * by `run.ts`), against real relays this file starts as subprocesses
- * (`deno run server.ts`, port 0, a temp socket), over the Unix socket,
+ * (`deno run server.ts`, port 0, a temp socket; `support.mjs`), over the Unix socket,
  * loopback TCP with the coordinator token, and HTTPS. Plain ESM on
  * `node:test` and `node:assert`, which `deno test`, `node --test` and
  * `bun test` all run.
  *
- * Run by `deno task test:cross-runtime` (`run.ts`), which passes:
- * `CROSS_RUNTIME_SERVER` (the relay's `server.ts`), `CROSS_RUNTIME_DENO` (a
- * `deno` to run it) and, with openssl, `CROSS_RUNTIME_TLS` (a directory with
+ * Run by `deno task test:cross-runtime` (`run.ts`), which passes what
+ * `support.mjs` reads and, with openssl, `CROSS_RUNTIME_TLS` (a directory with
  * `server.crt`/`server.key` signed by a CA this runtime was told to trust, and
  * `untrusted.crt`/`untrusted.key` signed by one it was not).
  */
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { ERROR_CODES, OAuthConnectionError, OAuthRelayError, OAuthTimeoutError, waitForCode } from "@org/oauth-relay";
+import { startRelay } from "./support.mjs";
 
-const SERVER = process.env.CROSS_RUNTIME_SERVER;
-const DENO = process.env.CROSS_RUNTIME_DENO ?? "deno";
 const TLS = process.env.CROSS_RUNTIME_TLS;
 const COORDINATOR_TOKEN = "cross-runtime-coordinator-token-0123";
 const CLIENT_TOKEN = "cross-runtime-client-token-0123456789abcdef";
 const isRoot = process.getuid?.() === 0;
-
-if (!SERVER) throw new Error("CROSS_RUNTIME_SERVER is not set: run this file with tests/cross_runtime/run.ts");
-
-/**
- * `server.ts` as a subprocess with `env` on top of a clean environment; resolves once it has
- * said where it listens. `logged(pattern)` resolves at the first log line that matches.
- */
-function startRelay(env) {
-  const child = spawn(
-    DENO,
-    ["run", "--quiet", "--allow-env", "--allow-net", "--allow-read=/tmp", "--allow-write=/tmp", SERVER],
-    {
-      cwd: tmpdir(),
-      env: {
-        ...Object.fromEntries(
-          ["PATH", "HOME", "DENO_DIR"].filter((name) => process.env[name]).map((name) => [
-            name,
-            process.env[name],
-          ]),
-        ),
-        HOST: "127.0.0.1",
-        PORT: "0",
-        OAUTH_LOG_LEVEL: "debug",
-        ...env,
-      },
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  let text = "";
-  const watchers = new Set();
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (chunk) => {
-    text += chunk;
-    for (const watcher of watchers) {
-      if (watcher.pattern.test(text)) {
-        watchers.delete(watcher);
-        watcher.resolve();
-      }
-    }
-  });
-  const logged = (pattern) =>
-    pattern.test(text) ? Promise.resolve() : new Promise((resolve) => watchers.add({ pattern, resolve }));
-  const started = Promise.race([
-    logged(/HTTP listening on \S+/),
-    exited.then((code) => Promise.reject(new Error(`relay exited with ${code} before listening:\n${text}`))),
-  ]);
-  return started.then(() => ({
-    url: text.match(/HTTP listening on (\S+)/)[1],
-    coordinator: text.match(/OAuth coordinator listening on (\S+)/)?.[1],
-    logged,
-    async stop() {
-      child.kill("SIGTERM");
-      await exited;
-    },
-  }));
-}
 
 /** GETs the callback of `relay` with `query`; resolves with the status once the page is read. */
 async function callback(relay, query) {
@@ -379,4 +320,11 @@ test("200 waits at once in one process, over every transport: each gets its own 
   }));
   const results = await Promise.all(flows.map((flow) => flow.pending.result));
   assert.deepEqual(results.map((result) => `${result.state}=${result.code}`), flows.map((f) => `${f.state}=${f.code}`));
+});
+
+test("require() loads both entries as well: no module of the package has a top-level await", () => {
+  // Node 20.19+ and Deno refuse require() of an ES module graph with a top-level await (ERR_REQUIRE_ASYNC_MODULE).
+  const require = createRequire(import.meta.url);
+  assert.equal(require("@org/oauth-relay").waitForCode, waitForCode, "the same module as import");
+  assert.equal(typeof require("@org/oauth-relay/login").login, "function");
 });

@@ -5,7 +5,9 @@
  * declarations, and runs every `*.test.mjs` of this directory there under
  * `deno test`, `node --test` and `bun test`. HTTPS cases get a CA made here
  * by openssl, trusted the way each runtime is told to (`DENO_CERT`,
- * `NODE_EXTRA_CA_CERTS`), and a second CA nobody trusts.
+ * `NODE_EXTRA_CA_CERTS`), and a second CA nobody trusts. Last, with Node
+ * among the runtimes, `bin_e2e.ts` (`deno test`): the package's `oauth-relay`
+ * command under Node and Bun through a login in Chromium.
  *
  * Prints each runtime's tally, and last the total as `N passed, N failed`
  * (what `.ci/run` reads). Exits 1 when anything failed.
@@ -23,6 +25,17 @@ import { makeCertificates, OPENSSL_AVAILABLE } from "../support/tls.ts";
 const ROOT = new URL("../..", import.meta.url).pathname;
 const HERE = new URL(".", import.meta.url).pathname;
 const DENO = Deno.execPath();
+/** How `deno test` runs the Deno-side files here, with the permissions of `deno task test`. */
+const DENO_TEST = [
+  DENO,
+  "test",
+  "--allow-env",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write=/tmp",
+  "--allow-run",
+  "--allow-sys=uid",
+];
 /** A runtime that has not finished in this long is stopped, and counts as failed. */
 const RUN_TIMEOUT_MS = 5 * 60_000;
 
@@ -40,17 +53,10 @@ const RUNTIMES: Record<string, {
 }> = {
   deno: {
     command: (files) => [
-      DENO,
-      "test",
+      ...DENO_TEST,
       // Plain JavaScript: nothing to type-check, and the package's declarations are checked apart (below).
       "--no-check",
       "--no-lock",
-      "--allow-env",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write=/tmp",
-      "--allow-run",
-      "--allow-sys=uid",
       ...files,
     ],
     caVariable: "DENO_CERT",
@@ -216,6 +222,8 @@ try {
   const env: Record<string, string> = {
     ...Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("OAUTH_"))),
     CROSS_RUNTIME_SERVER: `${ROOT}server.ts`,
+    CROSS_RUNTIME_OIDC_PROVIDER: `${ROOT}tests/support/oidc_provider.ts`,
+    CROSS_RUNTIME_DENO_CONFIG: `${ROOT}deno.json`,
     CROSS_RUNTIME_DENO: DENO,
   };
   let caFile: string | undefined;
@@ -252,6 +260,19 @@ try {
     // A run that failed without a failed test (a crash, a hook that threw) still counts.
     if (code !== 0 && tally.failed === 0) tally.failed = 1;
     tallies[name] = tally;
+  }
+
+  // 5. The login e2e once more with the CLI under Node (and Bun): the command npm linked, Chromium as the person.
+  if (chosen.includes("node")) {
+    console.log("\n== cross-runtime: bin (oauth-relay login under node and bun, Chromium signing in; bin_e2e.ts)");
+    const { code, output } = await run([...DENO_TEST, `${HERE}bin_e2e.ts`], {
+      cwd: ROOT,
+      env: { ...env, CROSS_RUNTIME_BIN: `${consumer}/node_modules/.bin/oauth-relay` },
+      clearEnv: true,
+    });
+    const tally = RUNTIMES.deno.tally(output) ?? { passed: 0, failed: 0 };
+    if (code !== 0 && tally.failed === 0) tally.failed = 1;
+    tallies.bin = tally;
   }
 } finally {
   await Deno.remove(consumer, { recursive: true }).catch(() => {});

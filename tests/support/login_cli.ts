@@ -1,6 +1,7 @@
 /**
  * `client.ts login` as a subprocess, as a person runs it: the test reads the
  * authorize link from its stderr, and its exit code, stdout and stderr at the end.
+ * Another program may stand in for `client.ts` (the npm package's command under Node).
  *
  * @module
  */
@@ -24,10 +25,21 @@ export interface LoginProcess extends AsyncDisposable {
   output: Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-/** Runs `client.ts login ARGS` with `env` added to the environment. */
-export function runLogin(args: string[], env: Record<string, string> = {}): LoginProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", ...LOGIN_PERMISSIONS, CLIENT, "login", ...args],
+/** `client.ts` run by Deno with the `login` task's permissions: the program {@linkcode runLogin} runs by default. */
+export const DENO_CLIENT: readonly string[] = [Deno.execPath(), "run", "-q", ...LOGIN_PERMISSIONS, CLIENT];
+
+/**
+ * Runs `PROGRAM login ARGS` with `env` added to the environment.
+ *
+ * @param program The command and its first arguments, e.g. `["node", "…/bin.js"]`. Default: `client.ts` on Deno.
+ */
+export function runLogin(
+  args: string[],
+  env: Record<string, string> = {},
+  program: readonly string[] = DENO_CLIENT,
+): LoginProcess {
+  const child = new Deno.Command(program[0], {
+    args: [...program.slice(1), "login", ...args],
     env,
     stdin: "null",
     stdout: "piped",

@@ -1,0 +1,136 @@
+/**
+ * The `login` end to end once more, with the CLI under Node: the npm
+ * package's command, `oauth-relay`, installed from the packed package and run
+ * by `node` (and by `bun`) as a subprocess, against a real relay and a real
+ * OpenID provider (`oidc-provider`, PAR, PKCE required), with headless
+ * Chromium as the person who opens the link, signs in and consents or cancels.
+ * The same checks as `tests/login_e2e_test.ts` makes of `client.ts` on Deno.
+ *
+ * Run by `run.ts` (`deno test`, after the package is installed), which passes
+ * `CROSS_RUNTIME_BIN`: the command as npm links it, `node_modules/.bin/oauth-relay`.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { EXIT } from "../../src/cli/io.ts";
+import { startTestRelay } from "../helpers.ts";
+import { authorizeInBrowser, HAS_CHROMIUM, launchBrowser } from "../support/browser.ts";
+import { runLogin } from "../support/login_cli.ts";
+import { PUBLIC_CLIENT, startOidcProvider } from "../support/oidc_provider.ts";
+
+const BIN = Deno.env.get("CROSS_RUNTIME_BIN");
+if (!BIN) throw new Error("CROSS_RUNTIME_BIN is not set: run this file with tests/cross_runtime/run.ts");
+
+/** Whether `command --version` runs. */
+function installed(command: string): boolean {
+  try {
+    return new Deno.Command(command, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+if (!HAS_CHROMIUM) console.warn("Skipping the login tests of the package's command: chromium is not installed");
+const HAS_BUN = installed("bun");
+if (!HAS_BUN) console.warn("Skipping the login test of the package's command under Bun: bun is not installed");
+
+/** A relay, a provider whose clients redirect to it, and the CLI's environment to use both. */
+async function setup() {
+  const relay = await startTestRelay();
+  const provider = await startOidcProvider({ redirectUris: [`${relay.url}/oauth/callback`] });
+  return {
+    relay,
+    provider,
+    env: { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! },
+    async [Symbol.asyncDispose]() {
+      await provider[Symbol.asyncDispose]();
+      await relay[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** The provider's userinfo for `accessToken`: the token is real. */
+async function userinfo(issuer: string, accessToken: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  return body;
+}
+
+for (const runtime of ["node", "bun"]) {
+  Deno.test({
+    name: `oauth-relay login under ${runtime} prints the token response once a person signs in with Chromium`,
+    ignore: !HAS_CHROMIUM || (runtime === "bun" && !HAS_BUN),
+    async fn() {
+      await using world = await setup();
+      await using browser = await launchBrowser();
+      await using cli = runLogin(
+        ["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT, "--scope", "openid email"],
+        world.env,
+        [runtime, BIN],
+      );
+      const link = new URL(await cli.link);
+      // PAR: the link names the pushed request, nothing of it (RFC 9126 §4).
+      assert.deepEqual([...link.searchParams.keys()], ["client_id", "request_uri"]);
+      const page = await authorizeInBrowser(browser, link.href, "consent", "erin");
+      assert.match(page.text, /Authorization Complete/);
+      assert.equal(new URL(page.url).origin, world.relay.url);
+
+      const { code, stdout, stderr } = await cli.output;
+      assert.equal(code, EXIT.CODE, stderr);
+      assert.equal(stdout.split("\n").length, 2, "one line of JSON");
+      const tokens = JSON.parse(stdout);
+      assert.equal(tokens.token_type, "bearer");
+      assert.equal(tokens.scope, "openid email");
+      assert.deepEqual(await userinfo(world.provider.issuer, tokens.access_token), {
+        sub: "erin",
+        email: "erin@example.test",
+        email_verified: true,
+      });
+      assert.match(stderr, /^oauth-relay: open this link in a browser, on any device, to authorize:\n/);
+      assert.match(stderr, /\noauth-relay: open it within 60 seconds \(the provider's limit\)\n/);
+      // No QR code and no countdown when stderr is not a terminal.
+      // deno-lint-ignore no-control-regex -- ESC starts every terminal colour
+      assert.doesNotMatch(stderr, /\x1b\[/);
+      assert.doesNotMatch(stderr, new RegExp(tokens.access_token), "no token on stderr");
+    },
+  });
+}
+
+Deno.test({
+  name: "oauth-relay login under node: a person who cancels at the provider gets exit 6 and the provider's error",
+  ignore: !HAS_CHROMIUM,
+  async fn() {
+    await using world = await setup();
+    await using browser = await launchBrowser();
+    await using cli = runLogin(
+      ["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT],
+      world.env,
+      ["node", BIN],
+    );
+    const page = await authorizeInBrowser(browser, await cli.link, "cancel");
+    assert.match(page.text, /Authorization Not Granted/);
+    const { code, stdout, stderr } = await cli.output;
+    assert.equal(code, EXIT.DENIED);
+    assert.equal(stdout, "");
+    assert.match(
+      stderr,
+      /\noauth-relay: The authorization was not granted: access_denied \(End-User aborted interaction\)\n$/,
+    );
+  },
+});
+
+Deno.test("npx oauth-relay runs the installed package's command, as the README says", async () => {
+  // node_modules/.bin/oauth-relay → the project is two levels up.
+  const project = new URL("../..", `file://${BIN}`).pathname;
+  const output = await new Deno.Command("npx", {
+    args: ["--no-install", "oauth-relay", "login", "--help"],
+    cwd: project,
+    stdin: "null",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, EXIT.CODE, new TextDecoder().decode(output.stderr));
+  assert.match(stdout, /^Usage: oauth-relay login \[options\]\n/);
+  assert.match(stdout, /--issuer <url>/);
+});
