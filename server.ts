@@ -55,6 +55,7 @@ try {
     maxHttpConnections: config.maxHttpConnections,
     sseHeartbeatMs: config.sseHeartbeat * 1000,
     resumeGraceMs: config.resumeGrace * 1000,
+    redis: config.redisUrl === undefined ? undefined : { url: config.redisUrl },
     tls: config.tlsCertFile && config.tlsKeyFile
       ? {
         cert: readPem("OAUTH_TLS_CERT_FILE", config.tlsCertFile),

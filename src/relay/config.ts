@@ -67,6 +67,11 @@ export interface ServerConfig {
   tlsCertFile?: string;
   /** `OAUTH_TLS_KEY_FILE`: PEM private key for HTTPS on the HTTP port. Default none. */
   tlsKeyFile?: string;
+  /**
+   * `OAUTH_REDIS_URL`: a Redis shared by several relays (`redis://`, `rediss://` for TLS, `unix://` for a
+   * socket; user and password in the URL). Default none: the registry lives in this process.
+   */
+  redisUrl?: string;
 }
 
 /** The defaults of {@linkcode ServerConfig}. */
@@ -119,7 +124,58 @@ const SERVER_TABLE: {
   resumeGrace: ["OAUTH_RESUME_GRACE", parseSeconds],
   tlsCertFile: ["OAUTH_TLS_CERT_FILE", parsePath],
   tlsKeyFile: ["OAUTH_TLS_KEY_FILE", parsePath],
+  redisUrl: ["OAUTH_REDIS_URL", parseRedisUrl],
 };
+
+/**
+ * A Redis URL as it may be shown in a log line or an error: any password replaced by `***`.
+ *
+ * @param url `redis://`, `rediss://` or `unix://`.
+ * @returns The URL without its password.
+ *
+ * @example
+ * ```ts
+ * import { redactRedisUrl } from "./config.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(redactRedisUrl("redis://app:s3cret@redis.internal:6379/2"), "redis://app:***@redis.internal:6379/2");
+ * ```
+ */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@");
+}
+
+/** A Redis URL node-redis can use; the error never shows the password. */
+function parseRedisUrl(name: string, raw: string): string {
+  const value = raw.trim();
+  const hidden = redactRedisUrl(value);
+  const problem = (why: string) =>
+    new ConfigError(
+      name,
+      `${name} ${why}: redis://[user:password@]host[:port][/db], rediss://… (TLS) or unix:///path/to/redis.sock, got ${
+        shown(hidden)
+      }`,
+    );
+  if (/^unix:/i.test(value)) {
+    // unix://[user[:password]@]/absolute/path[?db=N], as node-redis reads it.
+    if (!/^unix:\/\/(?:[^:@/]*(?::[^@/]*)?@)?\/[^?#]+(?:\?db=\d+)?$/i.test(value)) {
+      throw problem("must name an absolute socket path");
+    }
+    return value;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw problem("is not a URL");
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw problem("must start with redis://, rediss:// or unix://");
+  }
+  if (!url.hostname) throw problem("must name a host");
+  if (url.pathname.length > 1 && !/^\/\d+$/.test(url.pathname)) throw problem("may name only a database number");
+  return value;
+}
 
 function parseClientTokens(name: string, tokens: string[]): string[] {
   const list = tokens.map((token) => token.trim()).filter(Boolean);

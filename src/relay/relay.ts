@@ -30,6 +30,13 @@ import { createLogger, LOG_INTERVAL_MS, type Logger } from "./log.ts";
 import { reclaimAfterFloods } from "./reclaim.ts";
 import { MemoryRegistry } from "./registry/memory.ts";
 import type { Registry } from "./registry/registry.ts";
+import type { RedisRegistryOptions } from "./registry/redis.ts";
+
+/** Where a shared registry is ({@linkcode RelayOptions.redis}), and its timings. */
+export type RedisRelayOptions = Omit<
+  RedisRegistryOptions,
+  "logger" | "maxWaiters" | "maxLocal" | "maxWaitersPerToken" | "graceMs"
+>;
 
 /** How long shutdown waits for in-flight callbacks. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -49,8 +56,13 @@ export interface RelayOptions {
   limits?: Partial<HttpLimits>;
   /** Most waiters at once, when the file limit allows (see {@linkcode Relay.caps}). Default 10,000. */
   maxWaiters?: number;
-  /** Where waiters register. Default: a {@linkcode MemoryRegistry} of `maxWaiters`. */
+  /** Where waiters register. Default: Redis with {@linkcode RelayOptions.redis}, else a {@linkcode MemoryRegistry}. */
   registry?: Registry;
+  /**
+   * A Redis shared with other relays (`OAUTH_REDIS_URL`): registrations, claims, the replay memory and the
+   * caps are cluster-wide, and `maxWaiters` counts every relay's waiters. Default: none (in memory).
+   */
+  redis?: RedisRelayOptions;
   /** Milliseconds a coordinator connection may stay silent before registering. */
   registerTimeoutMs?: number;
   /** Milliseconds a write to a client may take before it counts as gone. */
@@ -125,7 +137,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     ? await readFileLimit()
     : { limit: options.fileLimit, source: "given" as const };
   const caps = planDescriptors(fileLimit, wants);
-  const registry = options.registry ?? new MemoryRegistry({ maxWaiters: Math.max(1, caps.waiting) });
+  const graceMs = options.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS;
+  const registry = options.registry ?? (options.redis
+    ? await connectRedis(options.redis, {
+      logger,
+      maxWaiters: options.maxWaiters ?? DEFAULT_MAX_WAITERS,
+      maxLocal: Math.max(1, caps.waiting),
+      maxWaitersPerToken: options.maxWaitersPerToken ?? DEFAULT_MAX_WAITERS_PER_TOKEN,
+      graceMs,
+    })
+    : new MemoryRegistry({ maxWaiters: Math.max(1, caps.waiting) }));
 
   let bound: BoundListener | undefined;
   let coordinator: Coordinator | undefined;
@@ -144,7 +165,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       logger,
       maxPerToken: options.maxWaitersPerToken ?? DEFAULT_MAX_WAITERS_PER_TOKEN,
       heartbeatMs: options.sseHeartbeatMs ?? DEFAULT_SSE_HEARTBEAT_MS,
-      graceMs: options.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS,
+      graceMs,
     })
     : undefined;
   const handler = createHandler({
@@ -194,6 +215,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       requestTimeoutMs: (options.limits?.bodyTimeoutMs ?? DEFAULT_HTTP_LIMITS.bodyTimeoutMs) + 10_000,
     });
   } catch (error) {
+    if (!options.registry) await registry.close();
     throw httpListenError(httpHost, httpPort, error);
   }
   logger.info(describePlan(caps, wants, settings.enabled));
@@ -207,6 +229,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         : await listenUnix(settings.socketPath, options.socketMode);
     } catch (error) {
       await server.shutdown();
+      if (!options.registry) await registry.close();
       throw error;
     }
     coordinator = serveCoordinator(fairListener(bound.listener), {
@@ -245,12 +268,15 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         await drained.promise;
         clearTimeout(grace);
       }
+      // A shared registry keeps remote registrations for another relay, where their clients resume.
+      await registry.retire();
       // Remote streams never end by themselves: end them before the HTTP server waits for its connections.
       await wait?.endAll(ERROR_CODES.SHUTDOWN, "The relay is shutting down");
       await server.shutdown();
       await coordinator?.endAll(ERROR_CODES.SHUTDOWN, "The relay is shutting down");
       await coordinator?.finished;
       await bound?.close();
+      if (!options.registry) await registry.close();
       floodWatch.stop();
       if (bound) logger.info("OAuth coordinator stopped");
     })();
@@ -279,4 +305,13 @@ function httpListenError(hostname: string, port: number, error: unknown): Error 
   // Only the system's answers to listening name HOST; anything else is not about the address.
   if (!(error instanceof Error) || !/os error|lookup|address|resolve/i.test(error.message)) return error as Error;
   return new ListenError(`${where}: ${osErrorMessage(error)}; check HOST`, { cause: error });
+}
+
+/** Connects the Redis registry, loaded only when asked for: a relay without Redis never loads its client. */
+async function connectRedis(
+  redis: RedisRelayOptions,
+  limits: Omit<RedisRegistryOptions, "url">,
+): Promise<Registry> {
+  const { RedisRegistry } = await import("./registry/redis.ts");
+  return await RedisRegistry.connect({ ...redis, ...limits });
 }

@@ -18,7 +18,7 @@ import {
   type RelayMessage,
 } from "../protocol/mod.ts";
 import { type Logger, quote, redactCode } from "./log.ts";
-import { RegistrationError, type Registry, type Waiter } from "./registry/registry.ts";
+import { RegistrationError, type Registry, type RemoteTicket, type Waiter } from "./registry/registry.ts";
 
 /** How a link is closed: after the callback, after an error line the client should read, or because it is gone. */
 export type CloseReason = "delivered" | "ended" | "gone";
@@ -31,7 +31,14 @@ export interface WaiterLink {
   send(message: RelayMessage): Promise<boolean>;
   /** Closes the link; resolves once it is closed. */
   close(reason: CloseReason): Promise<void>;
+  /** Set for a remote (HTTPS) client: what a registry keeps so that it can resume. */
+  readonly remote?: RemoteTicket;
+  /** Told which refusal ended the registration, before the error message is sent. */
+  refused?(error: RegistrationError): void;
 }
+
+/** What became of a remote client's request to take its registration back ({@linkcode ClientWaiter.resume}). */
+export type ResumeResult = "resumed" | "absent" | "refused" | "ended";
 
 /** What every waiter obeys, whatever its transport. */
 export interface WaiterPolicy {
@@ -65,6 +72,10 @@ type Phase = "connected" | "registering" | "registered" | "done";
 export class ClientWaiter implements Waiter {
   #state: string | null = null;
   #phase: Phase = "connected";
+  #expiresAt: number | undefined;
+  /** Settles once `registered` is written (or the wait ended): a callback never goes out before it. */
+  readonly #announced = Promise.withResolvers<void>();
+  #wasAnnounced = false;
   #registerDeadline: ReturnType<typeof setTimeout> | undefined;
   #expiry: ReturnType<typeof setTimeout> | undefined;
   #closed: Promise<void> | undefined;
@@ -102,6 +113,16 @@ export class ClientWaiter implements Waiter {
     return this.#phase === "done";
   }
 
+  /** When the registration ends (epoch milliseconds), once known. */
+  get expiresAt(): number | undefined {
+    return this.#expiresAt;
+  }
+
+  /** Set for a remote (HTTPS) client. */
+  get remote(): RemoteTicket | undefined {
+    return this.#link.remote;
+  }
+
   /**
    * Authenticates and registers the client; ends it with the reason when refused.
    *
@@ -132,20 +153,15 @@ export class ClientWaiter implements Waiter {
       );
       return;
     }
+    // A stranger must not hold a slot for weeks: every registration is capped, and the client told.
+    const maxTimeout = this.#policy.maxTimeout ?? DEFAULT_MAX_TIMEOUT_SECONDS;
+    const seconds = Math.min(message.timeout ?? this.#policy.defaultTimeout, maxTimeout);
+    // Known before registering: a shared registry keeps the registration no longer.
+    this.#expiresAt = Date.now() + seconds * 1000;
     try {
       await registry.register(this);
     } catch (error) {
-      if (error instanceof RegistrationError) {
-        logger.limited(
-          "info",
-          "refused registrations",
-          `Refused client for state ${quote(this.#state)}: ${error.message}`,
-        );
-        await this.end(error.code, error.message);
-      } else {
-        logger.error(`Cannot register client for state ${quote(this.#state)}: ${describe(error)}`);
-        await this.end(ERROR_CODES.UNAVAILABLE, "The relay cannot take registrations right now; try again shortly");
-      }
+      await this.#refused(error);
       return;
     }
     // The client may have gone, or been superseded or delivered to, while the registry answered.
@@ -153,16 +169,71 @@ export class ClientWaiter implements Waiter {
       if (this.#phase === "done") await registry.release(this);
       return;
     }
+    logger.info(`Client registered for state: ${quote(this.#state)} (${this.#link.peer})`);
+    await this.#registered(seconds);
+  }
+
+  /**
+   * Takes back a remote registration with its resume secret (the link's
+   * ticket), here or from another relay sharing the registry. `absent`: no
+   * registration is held for the state, and this waiter is left unused, to
+   * be discarded; `refused`: likewise, because another client holds it.
+   *
+   * @param message The client's request, as a register message.
+   */
+  async resume(message: RegisterMessage): Promise<ResumeResult> {
+    const remote = this.#link.remote;
+    if (this.#phase !== "connected" || !remote || message.state == null) return "refused";
+    this.#phase = "registering";
+    this.#state = message.state;
+    let outcome;
+    try {
+      outcome = await this.#policy.registry.resume(this as this & { remote: RemoteTicket });
+    } catch (error) {
+      await this.#refused(error);
+      return "ended";
+    }
+    if (outcome.kind === "absent" || outcome.kind === "refused") {
+      this.#stop();
+      return outcome.kind;
+    }
+    this.#expiresAt = outcome.expiresAt;
+    const seconds = Math.max(0.001, (outcome.expiresAt - Date.now()) / 1000);
+    if (this.#phase !== "registering") {
+      if (this.#phase === "done" && outcome.kind === "resumed") await this.#policy.registry.release(this);
+      return "ended";
+    }
+    await this.#registered(seconds);
+    // The callback came while the client was away: it is handed over at once.
+    if (outcome.kind === "kept") await this.deliver(outcome.result);
+    return "resumed";
+  }
+
+  async #refused(error: unknown): Promise<void> {
+    const { logger } = this.#policy;
+    if (error instanceof RegistrationError) {
+      logger.limited(
+        "info",
+        "refused registrations",
+        `Refused client for state ${quote(this.#state)}: ${error.message}`,
+      );
+      this.#link.refused?.(error);
+      await this.end(error.code, error.message);
+    } else {
+      logger.error(`Cannot register client for state ${quote(this.#state)}: ${describe(error)}`);
+      await this.end(ERROR_CODES.UNAVAILABLE, "The relay cannot take registrations right now; try again shortly");
+    }
+  }
+
+  async #registered(seconds: number): Promise<void> {
     this.#phase = "registered";
     clearTimeout(this.#registerDeadline);
     // Every waiter is held for minutes: keep nothing it no longer needs (a cleared timer is an object too).
     this.#registerDeadline = undefined;
-    // A stranger must not hold a slot for weeks: every registration is capped, and the client told.
-    const maxTimeout = this.#policy.maxTimeout ?? DEFAULT_MAX_TIMEOUT_SECONDS;
-    const seconds = Math.min(message.timeout ?? this.#policy.defaultTimeout, maxTimeout);
     this.#expiry = setTimeout(() => this.#expire(), Math.min(seconds * 1000, MAX_TIMER_MS));
-    logger.info(`Client registered for state: ${quote(this.#state)} (${this.#link.peer})`);
     await this.#link.send({ v: PROTOCOL_VERSION, type: "registered", state: this.#state, timeout: seconds });
+    this.#wasAnnounced = true;
+    this.#announced.resolve();
   }
 
   #expire(): void {
@@ -173,6 +244,8 @@ export class ClientWaiter implements Waiter {
 
   /** Writes the callback to the client and closes. Resolves `true` when it was written. */
   async deliver(result: OAuthCallbackResult): Promise<boolean> {
+    // A shared registry may hand over a callback before its own answer to the registration got here.
+    if (!this.#wasAnnounced && this.#phase !== "done" && this.#phase !== "connected") await this.#announced.promise;
     if (this.#phase === "done") return false;
     this.#stop();
     const delivered = await this.#link.send({ v: PROTOCOL_VERSION, type: "callback", result });
@@ -199,6 +272,17 @@ export class ClientWaiter implements Waiter {
     resolve();
   }
 
+  /**
+   * The registration moved to another waiter (its client resumed it
+   * elsewhere): close the link without a word and without releasing it.
+   */
+  moved(): void {
+    if (this.#phase === "done") return;
+    this.#stop();
+    this.#policy.logger.debug(`Registration for state ${quote(this.#state)} moved to where its client resumed`);
+    this.#closed = this.#link.close("gone");
+  }
+
   /** The client hung up (or its connection failed): forget it at once. */
   async gone(): Promise<void> {
     if (this.#phase === "done") return;
@@ -214,6 +298,8 @@ export class ClientWaiter implements Waiter {
 
   #stop(): void {
     this.#phase = "done";
+    this.#wasAnnounced = true;
+    this.#announced.resolve();
     clearTimeout(this.#registerDeadline);
     clearTimeout(this.#expiry);
   }

@@ -231,6 +231,8 @@ export function createHandler(
       const params = await readParams(request, url, limits);
       const result = extractCallback(params, settings.codeKeys);
       const outcome = await registry.claim(result);
+      // Not 404 when the registry cannot be asked: nothing says nobody waits; the person reloads.
+      if (outcome === "unavailable") return unavailableResponse();
       if (outcome === "delivered") {
         if (result.success) return completeResponse();
         return pageResponse(deniedPage(text(params.error), text(params.error_description)));
@@ -276,16 +278,20 @@ export function createHandler(
   }
 
   async function health(): Promise<Response> {
+    // A shared registry that cannot be reached makes this relay unable to serve: 503, with the reason.
+    const { ok, waiting, reason, details } = await registry.status();
     return Response.json({
-      status: "ok",
+      status: ok ? "ok" : "unavailable",
+      ...(reason === undefined ? {} : { reason }),
       enabled: settings.enabled,
       coordinator: coordinator(),
-      waiting: await registry.count(),
+      waiting,
+      ...details,
       // OAUTH_PUBLIC_URL, and the redirect URI to register at providers, when the relay knows them.
       ...(settings.publicUrl === undefined
         ? {}
         : { publicUrl: settings.publicUrl, redirectUri: settings.publicUrl + settings.callbackPath }),
-    }, { headers: { "cache-control": "no-store", "x-content-type-options": "nosniff" } });
+    }, { status: ok ? 200 : 503, headers: { "cache-control": "no-store", "x-content-type-options": "nosniff" } });
   }
 
   return async (request, info) => {

@@ -9,8 +9,10 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import type { CallbackMessage, RelayMessage } from "../../protocol/mod.ts";
 import { type Logger, quote } from "../log.ts";
+import type { RegistrationError, RegistrationLimit, RemoteTicket } from "../registry/registry.ts";
 import { streamingResponse } from "./serve.ts";
 import type { ClientWaiter, CloseReason, WaiterLink } from "../waiter.ts";
 
@@ -36,7 +38,7 @@ const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 /** How the first answer to a `POST /v1/wait` turned out. */
 export type Opening =
   | { kind: "stream"; response: Response }
-  | { kind: "refused"; code: string; message: string };
+  | { kind: "refused"; code: string; message: string; limit?: RegistrationLimit };
 
 /** What the link needs from the route that owns it. */
 export interface RemoteLinkOptions {
@@ -46,6 +48,8 @@ export interface RemoteLinkOptions {
   resume: string;
   /** Token fingerprint and address, for log lines. */
   peer: string;
+  /** The client token's fingerprint, for the per-token cap of a shared registry. */
+  token: string;
   /** Milliseconds a registration or its callback is kept after its stream broke. */
   graceMs: number;
   /** Called once when the link is gone for good (to forget it and free the token's slot). */
@@ -59,6 +63,8 @@ export class RemoteLink implements WaiterLink {
   readonly peer: string;
   readonly state: string;
   readonly resume: string;
+  /** What the registry keeps: a hash of the resume secret, never the secret. */
+  readonly remote: RemoteTicket;
   waiter: ClientWaiter | undefined;
   #controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   #opening: PromiseWithResolvers<Opening> | undefined = Promise.withResolvers();
@@ -71,6 +77,7 @@ export class RemoteLink implements WaiterLink {
   #keptUntil: number | undefined;
   #grace: ReturnType<typeof setTimeout> | undefined;
   #gone = false;
+  #limit: RegistrationLimit | undefined;
   /** Settles the current stream's end, for the connection's books. */
   #ended: (() => void) | undefined;
   readonly #options: RemoteLinkOptions;
@@ -81,6 +88,10 @@ export class RemoteLink implements WaiterLink {
     this.peer = options.peer;
     this.state = options.state;
     this.resume = options.resume;
+    this.remote = {
+      resumeHash: createHash("sha256").update(options.resume).digest("hex"),
+      token: options.token,
+    };
   }
 
   /** Resolves with the answer to the request that opened the registration. */
@@ -104,12 +115,14 @@ export class RemoteLink implements WaiterLink {
     if (opening && message.type === "error") {
       // Refused before the stream started: the route answers with a JSON error and a status.
       this.#opening = undefined;
-      opening.resolve({ kind: "refused", code: message.code, message: message.message });
+      opening.resolve({ kind: "refused", code: message.code, message: message.message, limit: this.#limit });
       return Promise.resolve(true);
     }
     if (message.type === "registered") {
       this.#registered = message;
-      this.#expiresAt = new Date(Date.now() + (message.timeout ?? 0) * 1000).toISOString();
+      // The registration's own end: the same after a resume here or at another relay.
+      this.#expiresAt = new Date(this.waiter?.expiresAt ?? Date.now() + (message.timeout ?? 0) * 1000)
+        .toISOString();
       if (opening) {
         this.#opening = undefined;
         opening.resolve({ kind: "stream", response: this.#stream() });
@@ -133,6 +146,11 @@ export class RemoteLink implements WaiterLink {
       return Promise.resolve(true);
     }
     return Promise.resolve(false);
+  }
+
+  /** Remembers which limit refused the registration: the route answers 429 for the token's. */
+  refused(error: RegistrationError): void {
+    this.#limit = error.limit;
   }
 
   close(reason: CloseReason): Promise<void> {

@@ -151,41 +151,85 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
   }, options.heartbeatMs);
   Deno.unrefTimer(heartbeat as unknown as number);
 
-  async function register(request: WaitRequest, fingerprint: string, peer: string): Promise<Response> {
-    if ((perToken.get(fingerprint) ?? 0) >= options.maxPerToken) {
-      return refusal(
-        ERROR_CODES.TOO_MANY_WAITERS,
-        `This client token already holds ${options.maxPerToken} waiting registrations; try again later`,
-        429,
-        { "retry-after": "5" },
-      );
-    }
+  function tokenFull(): Response {
+    return refusal(
+      ERROR_CODES.TOO_MANY_WAITERS,
+      `This client token already holds ${options.maxPerToken} waiting registrations; try again later`,
+      429,
+      { "retry-after": "5" },
+    );
+  }
+
+  /** A link and its waiter for `state`, counted against the token until the link is gone. */
+  function newLink(state: string, resume: string, fingerprint: string, peer: string): RemoteLink {
     const link = new RemoteLink({
-      state: request.state,
-      resume: newNonce(),
+      state,
+      resume,
       peer: `token ${fingerprint} at ${peer}`,
+      token: fingerprint,
       graceMs: options.graceMs,
       logger,
       onGone() {
-        if (links.get(request.state) === link) links.delete(request.state);
+        if (links.get(state) === link) links.delete(state);
         const left = (perToken.get(fingerprint) ?? 1) - 1;
         if (left > 0) perToken.set(fingerprint, left);
         else perToken.delete(fingerprint);
       },
     });
     perToken.set(fingerprint, (perToken.get(fingerprint) ?? 0) + 1);
-    const waiter = link.waiter = new ClientWaiter(link, policy);
-    await waiter.register(
-      { v: PROTOCOL_VERSION, type: "register", state: request.state, timeout: request.timeout },
-      "none",
-    );
+    link.waiter = new ClientWaiter(link, policy);
+    return link;
+  }
+
+  /** Answers with the link's stream, or with the refusal that ended it. */
+  async function opened(link: RemoteLink): Promise<Response> {
     const opening = await link.opening;
     if (opening.kind === "stream") {
-      links.set(request.state, link);
+      links.set(link.state, link);
       return opening.response;
+    }
+    // The registry's per-token cap (a shared registry counts every relay's waiters): as this relay's own.
+    if (opening.code === ERROR_CODES.TOO_MANY_WAITERS && opening.limit === "token") {
+      return refusal(opening.code, opening.message, 429, { "retry-after": "5" });
     }
     const retry: HeadersInit = STATUS[opening.code] === 503 ? { "retry-after": "5" } : {};
     return refusal(opening.code, opening.message, undefined, retry);
+  }
+
+  async function register(request: WaitRequest, fingerprint: string, peer: string): Promise<Response> {
+    if ((perToken.get(fingerprint) ?? 0) >= options.maxPerToken) return tokenFull();
+    const link = newLink(request.state, newNonce(), fingerprint, peer);
+    await link.waiter!.register(
+      { v: PROTOCOL_VERSION, type: "register", state: request.state, timeout: request.timeout },
+      "none",
+    );
+    return await opened(link);
+  }
+
+  /**
+   * A resume for a registration this relay does not hold: the registry may
+   * hold it for another relay (its relay died, or the balancer sent the
+   * client here). `undefined` when nobody holds it: register afresh.
+   */
+  async function resumeFromRegistry(request: WaitRequest & { resume: string }, fingerprint: string, peer: string) {
+    const link = newLink(request.state, request.resume, fingerprint, peer);
+    const outcome = await link.waiter!.resume(
+      { v: PROTOCOL_VERSION, type: "register", state: request.state, timeout: request.timeout },
+    );
+    if (outcome === "absent" || outcome === "refused") {
+      link.cancel();
+      if (outcome === "absent") return undefined;
+      logger.limited(
+        "warn",
+        "resumes with a wrong secret",
+        `Refused a resume for state ${quote(request.state)}: wrong secret`,
+      );
+      return refusal(ERROR_CODES.STATE_TAKEN, "Another client is already waiting for this state");
+    }
+    if (outcome === "resumed") {
+      logger.info(`Client took over its wait for state: ${quote(request.state)} (token ${fingerprint} at ${peer})`);
+    }
+    return await opened(link);
   }
 
   async function post(request: Request, fingerprint: string, peer: string): Promise<Response> {
@@ -206,7 +250,10 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
         logger.info(`Client resumed its wait for state: ${quote(body.state)} (token ${fingerprint} at ${peer})`);
         return link.attach();
       }
-      // Unknown here (e.g. the relay restarted): register afresh; the registry still refuses a used state.
+      // Unknown here: another relay sharing the registry may have held it.
+      const taken = await resumeFromRegistry({ ...body, resume: body.resume }, fingerprint, peer);
+      if (taken) return taken;
+      // Held nowhere (e.g. the relay restarted): register afresh; the registry still refuses a used state.
     }
     return await register(body, fingerprint, peer);
   }

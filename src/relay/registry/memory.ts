@@ -7,7 +7,15 @@
 
 import { DEFAULT_MAX_WAITERS, ERROR_CODES, type OAuthCallbackResult } from "../../protocol/mod.ts";
 import { RecentStates } from "./recent_states.ts";
-import { type DeliveryOutcome, RegistrationError, type Registry, type Waiter } from "./registry.ts";
+import {
+  type DeliveryOutcome,
+  REFUSALS,
+  type Registry,
+  type RegistryStatus,
+  type RemoteTicket,
+  type ResumeOutcome,
+  type Waiter,
+} from "./registry.ts";
 
 /** Options of {@linkcode MemoryRegistry}. */
 export interface MemoryRegistryOptions {
@@ -70,12 +78,7 @@ export class MemoryRegistry implements Registry {
   register(waiter: Waiter): Promise<void> {
     const previous = waiter.state === null ? this.#single : undefined;
     if (this.#waiting() - (previous ? 1 : 0) >= this.#maxWaiters) {
-      return Promise.reject(
-        new RegistrationError(
-          ERROR_CODES.TOO_MANY_WAITERS,
-          `The relay already holds ${this.#maxWaiters} waiting clients; try again later`,
-        ),
-      );
+      return Promise.reject(REFUSALS.full(this.#maxWaiters));
     }
     if (waiter.state === null) {
       this.#single = waiter;
@@ -85,23 +88,25 @@ export class MemoryRegistry implements Registry {
       );
       return Promise.resolve();
     }
-    if (this.#delivered.has(waiter.state)) {
-      // A replayed old callback must not find a new waiter for a used state (RFC 6749 §10.12).
-      return Promise.reject(
-        new RegistrationError(
-          ERROR_CODES.STATE_USED,
-          "This state was already used for a completed authorization; start again with a fresh random state",
-        ),
-      );
-    }
-    if (this.#byState.has(waiter.state)) {
-      // First come keeps its place: a second registration must not steal a code.
-      return Promise.reject(
-        new RegistrationError(ERROR_CODES.STATE_TAKEN, "Another client is already waiting for this state"),
-      );
-    }
+    if (this.#delivered.has(waiter.state)) return Promise.reject(REFUSALS.stateUsed());
+    if (this.#byState.has(waiter.state)) return Promise.reject(REFUSALS.stateTaken());
     this.#byState.set(waiter.state, waiter);
     return Promise.resolve();
+  }
+
+  /**
+   * Hands the registration of `waiter.state` to `waiter` when it was
+   * registered remotely with the same resume secret. A hash of a 256-bit
+   * secret is compared, so a plain comparison leaks nothing worth a guess.
+   */
+  resume(waiter: Waiter & { remote: RemoteTicket }): Promise<ResumeOutcome> {
+    if (waiter.state === null) return Promise.resolve({ kind: "refused" });
+    const held = this.#byState.get(waiter.state);
+    if (!held) return Promise.resolve({ kind: "absent" });
+    if (held.remote?.resumeHash !== waiter.remote.resumeHash) return Promise.resolve({ kind: "refused" });
+    this.#byState.set(waiter.state, waiter);
+    held.moved?.();
+    return Promise.resolve({ kind: "resumed", expiresAt: held.expiresAt ?? waiter.expiresAt ?? Date.now() });
   }
 
   /** Removes `waiter` if it still holds its place. */
@@ -137,5 +142,20 @@ export class MemoryRegistry implements Registry {
   /** Every current waiter. */
   local(): Waiter[] {
     return [...this.#byState.values(), ...(this.#single ? [this.#single] : [])];
+  }
+
+  /** Always available: it lives in this process. */
+  status(): Promise<RegistryStatus> {
+    return Promise.resolve({ ok: true, waiting: this.#waiting() });
+  }
+
+  /** Nothing outlives this process: waiters are released as they end. */
+  retire(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Holds no resources. */
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

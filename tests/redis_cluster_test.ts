@@ -1,0 +1,133 @@
+/**
+ * Several relays, one Redis: three `server.ts` processes (started as `deno
+ * task serve` starts them) on a real redis-server. Any relay receives a
+ * callback, exactly one delivery happens, and the waiter gets it at
+ * whichever relay it waits.
+ */
+
+import assert from "node:assert/strict";
+import { OAuthRelayError } from "../src/client/errors.ts";
+import { waitForCode } from "../src/client/wait.ts";
+import { ignoreWithoutRedis, startRedis, startRelays } from "./support/redis.ts";
+
+const TOKEN = "cluster-client-token-0123456789abcdef";
+const ignore = ignoreWithoutRedis();
+
+function callback(url: string, query: Record<string, string>): Promise<Response> {
+  return fetch(`${url}/oauth/callback?${new URLSearchParams(query)}`);
+}
+
+/** A waitForCode whose `registered` resolves on the relay's acknowledgement. */
+function waitAt(settings: Record<string, unknown>, state: string, timeout = 30) {
+  const { promise: registered, resolve } = Promise.withResolvers<void>();
+  const result = waitForCode({ state, timeout, settings, onRegistered: () => resolve() });
+  result.catch(() => {});
+  return { result, registered: Promise.race([registered, result.then(() => {})]) };
+}
+
+function postWait(url: string, body: Record<string, unknown>, token = TOKEN): Promise<Response> {
+  return fetch(`${url}/v1/wait`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+Deno.test({
+  name: "three relays on one Redis: 100 parallel identical callbacks spread over them deliver exactly once",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 3);
+    const [a] = cluster.relays;
+    const waiter = waitAt({ socketPath: a.socketPath }, "race");
+    await waiter.registered;
+    const responses = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => callback(cluster.relays[i % 3].url, { code: "RACE-CODE", state: "race" })),
+    );
+    const pages = await Promise.all(responses.map((response) => response.text()));
+    const statuses = responses.map((response) => response.status);
+    assert.equal(statuses.filter((status) => status === 200).length, 1, `statuses: ${statuses}`);
+    assert.equal(statuses.filter((status) => status === 404).length, 99, "the others: nobody waits, or already done");
+    assert.ok(pages.some((page) => page.includes("Authorization Complete")));
+    assert.equal((await waiter.result).code, "RACE-CODE");
+    await cluster[Symbol.asyncDispose]();
+    for (const relay of cluster.relays) assert.ok(!(await relay.log).includes("RACE-CODE"), "no code in any log");
+  },
+});
+
+Deno.test({
+  name: "a waiter at relay A gets the callback sent to relay B, over its socket and over HTTPS",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 3, { OAUTH_CLIENT_TOKENS: TOKEN });
+    const [a, b, c] = cluster.relays;
+    const socketWaiter = waitAt({ socketPath: a.socketPath }, "over-socket");
+    const remoteWaiter = waitAt({ relayUrl: b.url, clientToken: TOKEN }, "over-https");
+    await Promise.all([socketWaiter.registered, remoteWaiter.registered]);
+    const first = await callback(b.url, { code: "SOCKET-CODE", state: "over-socket" });
+    assert.equal(first.status, 200);
+    assert.match(await first.text(), /Authorization Complete/);
+    const second = await callback(c.url, { code: "HTTPS-CODE", state: "over-https", iss: "https://issuer.example" });
+    assert.equal(second.status, 200);
+    await second.text();
+    assert.equal((await socketWaiter.result).code, "SOCKET-CODE");
+    assert.deepEqual((await remoteWaiter.result).raw, {
+      code: "HTTPS-CODE",
+      state: "over-https",
+      iss: "https://issuer.example",
+    });
+    const replay = await callback(a.url, { code: "SOCKET-CODE", state: "over-socket" });
+    assert.equal(replay.status, 404);
+    assert.match(await replay.text(), /Already Completed/);
+  },
+});
+
+Deno.test({
+  name:
+    "state_taken, state_used, the per-token cap and the waiting count hold across relays; /health shows both counts",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 3, {
+      OAUTH_CLIENT_TOKENS: TOKEN,
+      OAUTH_MAX_WAITERS_PER_TOKEN: "1",
+    });
+    const [a, b, c] = cluster.relays;
+    const held = waitAt({ socketPath: a.socketPath }, "held");
+    await held.registered;
+    const taken = await postWait(b.url, { state: "held" });
+    assert.equal(taken.status, 409);
+    assert.equal((await taken.json()).code, "state_taken");
+    await assert.rejects(
+      waitForCode({ state: "held", timeout: 5, settings: { socketPath: c.socketPath } }),
+      (error: unknown) => error instanceof OAuthRelayError && error.code === "state_taken",
+    );
+
+    const remote = waitAt({ relayUrl: b.url, clientToken: TOKEN }, "token-1");
+    await remote.registered;
+    const capped = await postWait(c.url, { state: "token-2" });
+    assert.equal(capped.status, 429, "one token's registrations at every relay count");
+    assert.equal((await capped.json()).code, "too_many_waiters");
+
+    const [healthA, healthC] = [await a.health(), await c.health()];
+    assert.equal(healthA.status, 200);
+    assert.deepEqual([healthA.body.status, healthA.body.waiting, healthC.body.waiting], ["ok", 2, 2]);
+    assert.deepEqual(
+      [(healthA.body.instance as { waiting: number }).waiting, (healthC.body.instance as { waiting: number }).waiting],
+      [1, 0],
+    );
+    assert.equal(healthA.body.redis, "ready");
+    assert.notEqual((healthA.body.instance as { id: string }).id, (healthC.body.instance as { id: string }).id);
+
+    await (await callback(c.url, { code: "HELD", state: "held" })).text();
+    assert.equal((await held.result).code, "HELD");
+    const used = await postWait(c.url, { state: "held" });
+    assert.equal(used.status, 410);
+    assert.equal((await used.json()).code, "state_used");
+    await (await callback(a.url, { code: "T1", state: "token-1" })).text();
+    assert.equal((await remote.result).code, "T1");
+    assert.equal((await b.health()).body.waiting, 0);
+  },
+});
