@@ -190,14 +190,19 @@ Deno.test("login exits 9 when the provider cannot be used: unreachable, or it re
   });
 });
 
-/** oauth2-mock-server as GitHub is: no metadata used, no ID token, and whatever the test records. */
-async function startGitHubLike() {
+/**
+ * oauth2-mock-server as GitHub is: no metadata used, no ID token, and whatever the test records.
+ *
+ * @param tamper Changes each token response before it is sent.
+ */
+async function startGitHubLike(tamper: (response: Record<string, unknown>) => void = () => {}) {
   const server = new OAuth2Server();
   await server.issuer.keys.generate("RS256");
   await server.start(0, "127.0.0.1");
   const base = `http://127.0.0.1:${server.address().port}`;
   const authorizeRequests: URL[] = [];
   const tokenRequests: { authorization?: string; body: Record<string, unknown> }[] = [];
+  const tokenResponses: Record<string, unknown>[] = [];
   server.service.on(Events.BeforeAuthorizeRedirect, (_redirect: MutableRedirectUri, req: { url?: string }) => {
     authorizeRequests.push(new URL(req.url!, base));
   });
@@ -206,6 +211,8 @@ async function startGitHubLike() {
     (response: MutableResponse, req: { headers: Record<string, string>; body: Record<string, unknown> }) => {
       // GitHub answers an OAuth 2.0 token response: no ID token.
       delete (response.body as Record<string, unknown>).id_token;
+      tokenResponses.push({ ...response.body as Record<string, unknown> });
+      tamper(response.body as Record<string, unknown>);
       tokenRequests.push({ authorization: req.headers.authorization, body: req.body });
     },
   );
@@ -213,6 +220,7 @@ async function startGitHubLike() {
     base,
     authorizeRequests,
     tokenRequests,
+    tokenResponses,
     async [Symbol.asyncDispose]() {
       await server.stop();
     },
@@ -253,6 +261,61 @@ Deno.test("login with explicit endpoints (a provider without metadata, as GitHub
   const [id, secret] = atob(exchange.authorization!.replace(/^Basic /, "")).split(":").map(decodeURIComponent);
   assert.deepEqual([id, secret], ["github-like", "gh-secret"]);
   assert.match(String(exchange.body.code_verifier), /^[A-Za-z0-9_-]{43}$/);
+});
+
+Deno.test("login exits 7 with one line, and no token on stderr, when the token response has an unknown token type", async () => {
+  await using relay = await startTestRelay();
+  await using provider = await startGitHubLike((response) => response.token_type = "mac");
+  await using cli = runLogin([
+    "--authorization-endpoint",
+    `${provider.base}/authorize`,
+    "--token-endpoint",
+    `${provider.base}/token`,
+    "--client-id",
+    "github-like",
+    "--scope",
+    "read:user",
+  ], { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! });
+  const answer = await fetch(await cli.link, { redirect: "manual" });
+  await body(answer);
+  await body(await fetch(answer.headers.get("location")!));
+
+  const { code, stdout, stderr } = await cli.output;
+  const accessToken = String(provider.tokenResponses[0]?.access_token);
+  assert.ok(accessToken.length > 8, "the provider sent a token");
+  assert.ok(!stderr.includes(accessToken), stderr);
+  assert.equal(stdout, "");
+  assert.equal(code, EXIT.EXCHANGE_REFUSED, stderr);
+  assert.equal(
+    stderr.split("\n").at(-2),
+    "oauth-relay: The provider's token response cannot be used: unsupported `token_type` value",
+  );
+});
+
+Deno.test("login --qr with a link too long for a QR code shows the link, says so, and carries on", async () => {
+  await using relay = await startTestRelay();
+  await using provider = await startGitHubLike();
+  const { code, stdout, stderr } = await loginMain([
+    "--authorization-endpoint",
+    `${provider.base}/authorize`,
+    "--token-endpoint",
+    `${provider.base}/token`,
+    "--client-id",
+    "github-like",
+    "--scope",
+    "read:user",
+    "--param",
+    `login_hint=${"x".repeat(3000)}`,
+    "--qr",
+    "--timeout",
+    "1",
+  ], { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! });
+  assert.equal(code, EXIT.TIMEOUT, stderr.join("\n"));
+  assert.deepEqual(stdout, []);
+  assert.match(stderr[1], /^http:\/\/127\.0\.0\.1:\d+\/authorize\?.*login_hint=x{3000}/);
+  assert.equal(stderr[2], "oauth-relay: no QR code: the link is too long for one; open the link itself");
+  assert.match(stderr[3], /^oauth-relay: No callback for this state within 1 second/);
+  assert.equal(stderr.length, 4);
 });
 
 Deno.test("login --qr draws the QR code under the link even when stderr is not a terminal; --no-qr none", async (t) => {

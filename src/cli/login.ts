@@ -12,7 +12,7 @@ import { ConfigError, reader, type Settings } from "../client/settings.ts";
 import { type AuthorizeLink, login, type LoginOptions } from "../login/flow.ts";
 import { LOGIN_ERROR_CODES, LoginError, type LoginErrorCode } from "../login/errors.ts";
 import { isProviderName, PROVIDERS } from "../login/providers.ts";
-import { renderQr } from "../login/qr.ts";
+import { renderQr, type TerminalQr } from "../login/qr.ts";
 import { startCountdown } from "./countdown.ts";
 import { type CliIo, type Command, EXIT, terminalJson, usageError } from "./io.ts";
 import { RELAY_FLAGS, RELAY_FLAGS_HELP, relaySettings } from "./relay_flags.ts";
@@ -68,6 +68,16 @@ const EXIT_OF: Readonly<Record<LoginErrorCode, number>> = {
   [LOGIN_ERROR_CODES.USAGE]: EXIT.USAGE,
 };
 
+/** The link's QR code, or `undefined` when it holds more than a QR code can (2,953 bytes; a link without PAR may). */
+function qrOf(url: string): TerminalQr | undefined {
+  try {
+    return renderQr(url);
+  } catch (error) {
+    if (error instanceof RangeError) return undefined;
+    throw error;
+  }
+}
+
 /** Shows the link: alone on its line, the QR code under it, and on a terminal a countdown. */
 class LinkDisplay {
   #stop?: () => void;
@@ -80,9 +90,11 @@ class LinkDisplay {
     io.stderr(link.url);
     let last = "";
     if (this.qr) {
-      const code = renderQr(link.url);
+      const code = qrOf(link.url);
       const columns = io.terminal?.size().columns;
-      if (columns !== undefined && code.columns > columns) {
+      if (code === undefined) {
+        io.stderr("oauth-relay: no QR code: the link is too long for one; open the link itself");
+      } else if (columns !== undefined && code.columns > columns) {
         io.stderr(`oauth-relay: no QR code: it needs ${code.columns} columns, the terminal has ${columns}`);
       } else {
         // On a terminal the code's last line carries the countdown: a PAR link then fits 24 lines.

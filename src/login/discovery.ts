@@ -9,7 +9,7 @@
  */
 
 import * as oauth from "oauth4webapi";
-import { LOGIN_ERROR_CODES, LoginError } from "./errors.ts";
+import { LOGIN_ERROR_CODES, LoginError, providerText } from "./errors.ts";
 import { type ProviderHttp, providerUrl, requestFailure, requestOptions } from "./http.ts";
 
 /**
@@ -63,7 +63,7 @@ export async function discover(issuer: string, http: ProviderHttp = {}): Promise
       const named = (error as { cause?: { body?: { issuer?: unknown } } }).cause?.body?.issuer;
       const detail = error instanceof oauth.OperationProcessingError &&
           error.code === oauth.JSON_ATTRIBUTE_COMPARISON && typeof named === "string"
-        ? `it names the issuer ${named}, not ${issuer}; use that issuer`
+        ? `it names the issuer ${providerText(named)}, not ${issuer}; use that issuer`
         : `${error instanceof Error ? error.message : error}`;
       throw new LoginError(
         LOGIN_ERROR_CODES.PROVIDER,

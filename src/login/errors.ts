@@ -162,6 +162,8 @@ export type LoginCheck =
   | "iss"
   /** The callback's `state` is missing or not this login's (RFC 6749 §10.12). */
   | "state"
+  /** The callback cannot be used at all: a repeated parameter, or tokens in it (an implicit or hybrid flow). */
+  | "callback"
   /** The ID token's `nonce` is not this login's (OpenID Connect Core §3.1.3.7 step 11). */
   | "nonce"
   /** Another claim of the ID token failed (`iss`, `aud`, `azp`, `exp`, `iat`, …), or the ID token is missing. */
@@ -221,11 +223,28 @@ const MAX_PROVIDER_TEXT = 200;
  * ```
  */
 export function describeOAuthError(error: string, description?: string): string {
-  const clean = (text: string) => {
-    // deno-lint-ignore no-control-regex
-    const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, " ").trim();
-    return line.length > MAX_PROVIDER_TEXT ? line.slice(0, MAX_PROVIDER_TEXT) + "…" : line;
-  };
-  const text = clean(error) || "error";
-  return description ? `${text} (${clean(description)})` : text;
+  const text = providerText(error) || "error";
+  return description ? `${text} (${providerText(description)})` : text;
+}
+
+/**
+ * A string a provider chose, made safe for a one-line message on a terminal:
+ * control characters (C0, C1: escape sequences) and line and direction
+ * overrides become spaces, and a long one is cut.
+ *
+ * @param text What the provider sent (an `error_description`, an issuer in its metadata, …).
+ * @returns One line, at most 200 characters and an ellipsis.
+ *
+ * @example
+ * ```ts
+ * import { providerText } from "./errors.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(providerText("https://evil.example/\u001b]0;title\u0007"), "https://evil.example/ ]0;title");
+ * ```
+ */
+export function providerText(text: string): string {
+  // deno-lint-ignore no-control-regex
+  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, " ").trim();
+  return line.length > MAX_PROVIDER_TEXT ? line.slice(0, MAX_PROVIDER_TEXT) + "…" : line;
 }

@@ -202,6 +202,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   const tokenEndpoint = options.tokenEndpoint ?? (options.issuer === undefined ? preset?.tokenEndpoint : undefined);
   let as: oauth.AuthorizationServer;
   let knownIssuer = true;
+  let discovered = false;
   if (authorizationEndpoint !== undefined || tokenEndpoint !== undefined) {
     if (authorizationEndpoint === undefined || tokenEndpoint === undefined) {
       throw new LoginError(
@@ -230,6 +231,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
       );
     }
     as = await discover(issuer, http);
+    discovered = true;
   }
   if (as.authorization_endpoint === undefined || as.token_endpoint === undefined) {
     throw new LoginError(
@@ -237,7 +239,14 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
       `The provider's metadata at ${as.issuer} names no authorization or no token endpoint`,
     );
   }
-  const authorizationUrl = providerUrl("authorization endpoint", as.authorization_endpoint);
+  // Every endpoint is checked now, before the person is asked anything: no code is spent on a token endpoint
+  // that cannot be used. An endpoint from the metadata that fails is the provider's fault, not the caller's.
+  const where = discovered ? ` in the metadata at ${as.issuer}` : "";
+  const fault = discovered ? LOGIN_ERROR_CODES.PROVIDER : LOGIN_ERROR_CODES.USAGE;
+  const authorizationUrl = providerUrl(`authorization endpoint${where}`, as.authorization_endpoint, fault);
+  const tokenUrl = providerUrl(`token endpoint${where}`, as.token_endpoint, fault);
+  const parEndpoint = as.pushed_authorization_request_endpoint;
+  const parUrl = parEndpoint === undefined ? undefined : providerUrl(`PAR endpoint${where}`, parEndpoint, fault);
   const client: oauth.Client = { client_id: options.clientId };
   const clientAuth = clientAuthentication(as, options.clientSecret, preset?.clientAuth);
 
@@ -260,9 +269,8 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
   // 3. The link: pushed when offered (RFC 9126 §4: then only client_id and request_uri travel in it).
   let link: URL;
   let expiresIn: number | undefined;
-  const parEndpoint = as.pushed_authorization_request_endpoint;
-  if (parEndpoint !== undefined) {
-    const pushed = await push(as, client, clientAuth, params, providerUrl("PAR endpoint", parEndpoint), http);
+  if (parUrl !== undefined) {
+    const pushed = await push(as, client, clientAuth, params, parUrl, http);
     link = new URL(authorizationUrl);
     link.searchParams.set("client_id", options.clientId);
     link.searchParams.set("request_uri", pushed.request_uri);
@@ -285,7 +293,7 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
       onRegistered: ({ timeout: granted }) =>
         options.onLink({
           url: shortLink(link),
-          pushed: parEndpoint !== undefined,
+          pushed: parUrl !== undefined,
           timeout: Math.min(timeout, granted ?? timeout),
           expiresIn,
         }),
@@ -300,13 +308,22 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
     validated = oauth.validateAuthResponse(as, client, callbackParams(callback.raw), state);
   } catch (error) {
     if (error instanceof oauth.AuthorizationResponseError) {
-      throw new LoginDeniedError(error.error, error.error_description, { cause: error });
+      throw new LoginDeniedError(error.error, error.error_description, { cause: withoutSecrets(error) });
     }
     throw responseCheckFailure(error, as.issuer, knownIssuer);
   }
+  // RFC 6749 §4.1.2: a response carries one code, or an error; anything else is not the provider's answer.
+  const codes = validated.getAll("code");
+  if (codes.length !== 1 || codes[0] === "") {
+    throw new LoginCheckError(
+      "callback",
+      `the callback carries ${
+        codes.length > 1 ? "more than one code" : "neither a code nor an error"
+      }; nothing was exchanged`,
+    );
+  }
 
   // 6. The exchange, then the ID token.
-  const tokenUrl = providerUrl("token endpoint", as.token_endpoint);
   let response: Response;
   try {
     response = await oauth.authorizationCodeGrantRequest(
@@ -471,10 +488,27 @@ function relayFailure(error: unknown): unknown {
   return error;
 }
 
+/**
+ * oauth4webapi's error, to keep as a cause, without its own `cause`: that holds the callback's parameters (the
+ * code) or the token response (the tokens), and a program that logs an error logs its causes.
+ */
+function withoutSecrets(error: unknown): unknown {
+  if (error instanceof Error) delete (error as { cause?: unknown }).cause;
+  return error;
+}
+
 /** A failed check of the callback (oauth4webapi checks `iss` first, then `state`), named. */
 function responseCheckFailure(error: unknown, issuer: string, knownIssuer: boolean): unknown {
+  if (error instanceof oauth.UnsupportedOperationError) {
+    // Tokens in the callback (implicit or hybrid flow): never asked for, so not this login's (RFC 9700 §2.1.2).
+    return new LoginCheckError("callback", `${error.message}; nothing was exchanged`, { cause: withoutSecrets(error) });
+  }
   if (!(error instanceof oauth.OperationProcessingError)) return error;
   const message = error.message;
+  withoutSecrets(error);
+  if (message.includes("only once")) {
+    return new LoginCheckError("callback", `${message}; nothing was exchanged`, { cause: error });
+  }
   if (message.includes('"iss"')) {
     if (!knownIssuer) {
       return new LoginCheckError("iss", "the callback names an issuer, but none was given to check it against", {
@@ -498,27 +532,32 @@ function responseCheckFailure(error: unknown, issuer: string, knownIssuer: boole
       { cause: error },
     );
   }
-  return new LoginCheckError("state", `the callback cannot be used: ${message}; nothing was exchanged`, {
-    cause: error,
-  });
+  return new LoginCheckError("callback", `${message}; nothing was exchanged`, { cause: error });
 }
 
 /** A failed exchange: the provider's refusal, or a token response or ID token that fails a check. */
 function exchangeFailure(error: unknown): unknown {
   const refusal = oauthErrorOf(error);
   if (refusal) {
-    return new LoginExchangeError(refusal.error, refusal.description, refusal.status, { cause: error });
+    return new LoginExchangeError(refusal.error, refusal.description, refusal.status, {
+      cause: withoutSecrets(error),
+    });
   }
-  if (error instanceof oauth.OperationProcessingError) {
+  // An UnsupportedOperationError: a token type, or an ID token (encrypted, `crit`), that the client cannot use.
+  if (error instanceof oauth.OperationProcessingError || error instanceof oauth.UnsupportedOperationError) {
     const cause = error.cause as { claim?: unknown; claims?: unknown } | undefined;
+    withoutSecrets(error);
     if (cause?.claim === "nonce") {
       return new LoginCheckError("nonce", "the ID token's nonce is not this login's; the tokens were discarded", {
         cause: error,
       });
     }
+    if (error.message === 'JWT "nonce" (nonce) claim missing') {
+      return new LoginCheckError("nonce", "the ID token has no nonce; the tokens were discarded", { cause: error });
+    }
     if (
       error.code === oauth.JWT_CLAIM_COMPARISON || error.code === oauth.JWT_TIMESTAMP_CHECK ||
-      cause?.claims !== undefined || /ID Token|id_token/.test(error.message)
+      cause?.claims !== undefined || /ID Token|id_token|\bJW[TE]\b/.test(error.message)
     ) {
       return new LoginCheckError("id_token", `${error.message}; the tokens were discarded`, { cause: error });
     }

@@ -10,7 +10,7 @@
 
 import * as oauth from "oauth4webapi";
 import { isLoopback } from "../protocol/address.ts";
-import { LOGIN_ERROR_CODES, LoginError } from "./errors.ts";
+import { LOGIN_ERROR_CODES, LoginError, type LoginErrorCode, providerText } from "./errors.ts";
 
 /** How long one request to the provider may take. */
 export const PROVIDER_REQUEST_TIMEOUT_MS = 30_000;
@@ -48,8 +48,9 @@ export function isLoopbackHttp(url: URL): boolean {
  *
  * @param what What the URL is, for the message (e.g. `issuer`).
  * @param value The URL.
+ * @param code The error's code: `usage` for a URL the caller gave, `provider` for one from the provider's metadata.
  * @returns The parsed URL.
- * @throws {LoginError} `usage` when it is not a URL, or not HTTPS and not loopback.
+ * @throws {LoginError} `code` when it is not a URL, or not HTTPS and not loopback.
  *
  * @example
  * ```ts
@@ -61,25 +62,25 @@ export function isLoopbackHttp(url: URL): boolean {
  * assert.throws(() => providerUrl("issuer", "http://accounts.google.com"), LoginError);
  * ```
  */
-export function providerUrl(what: string, value: string): URL {
+export function providerUrl(what: string, value: string, code: LoginErrorCode = LOGIN_ERROR_CODES.USAGE): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
     throw new LoginError(
-      LOGIN_ERROR_CODES.USAGE,
+      code,
       `The ${what} must be a URL like https://provider.example, got ${quote(value)}`,
     );
   }
   if (url.protocol !== "https:" && !isLoopbackHttp(url)) {
     throw new LoginError(
-      LOGIN_ERROR_CODES.USAGE,
+      code,
       `The ${what} must use https:// (http:// only on a loopback host), got ${quote(value)}`,
     );
   }
   if (url.username || url.password || url.hash) {
     throw new LoginError(
-      LOGIN_ERROR_CODES.USAGE,
+      code,
       `The ${what} must not carry credentials or a fragment, got ${quote(url.origin)}…`,
     );
   }
@@ -147,6 +148,7 @@ export function requestFailure(error: unknown): string {
   return (last || text).replace(/\.$/, "").toLowerCase();
 }
 
+/** A URL as a message shows it: quoted, short, and without control characters (metadata is the provider's text). */
 function quote(value: string): string {
-  return JSON.stringify(value.length > 80 ? value.slice(0, 80) + "…" : value);
+  return JSON.stringify(providerText(value.length > 80 ? value.slice(0, 80) + "…" : value));
 }
