@@ -99,7 +99,12 @@ Deno.test({
   ignore: ignoreWithoutRedis() || ignoreWithoutNginx(),
   async fn() {
     await using redis = await startRedis();
-    await using cluster = await startRelays(redis.url, 3, { OAUTH_CLIENT_TOKENS: TOKEN });
+    await using cluster = await startRelays(redis.url, 3, {
+      OAUTH_CLIENT_TOKENS: TOKEN,
+      OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
+      // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
+      OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
+    });
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
 
     // A waitForCode over the balancer, which resumes by itself wherever the balancer sends it.
@@ -219,6 +224,16 @@ function random(seed: number): () => number {
 }
 
 const SEED = Number(Deno.env.get("SEED") ?? Date.now() % 100_000);
+/** Remote waiters through the balancer, socket waiters at each relay, and identical callbacks per flow. */
+const REMOTE_FLOWS = 300;
+const SOCKET_FLOWS_PER_RELAY = 30;
+const DUPLICATES = 10;
+/** Socket waiters of the killed relay whose callbacks come only after it died. */
+const LATE_FLOWS = 10;
+/** Callbacks in flight at once. */
+const PARALLEL_SENDS = 50;
+/** Seconds the killed relay's socket waiters wait: past the run, so that they report the relay gone. */
+const DOOMED_TIMEOUT_S = 40;
 
 Deno.test({
   name:
@@ -227,45 +242,55 @@ Deno.test({
   async fn() {
     const next = random(SEED);
     await using redis = await startRedis();
-    await using cluster = await startRelays(redis.url, 3, { OAUTH_CLIENT_TOKENS: TOKEN });
+    await using cluster = await startRelays(redis.url, 3, {
+      OAUTH_CLIENT_TOKENS: TOKEN,
+      OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
+      // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
+      OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
+    });
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
     const [, , doomed] = cluster.relays;
 
     type Flow = { state: string; relay?: ClusterRelay; result: Promise<{ code: string | null }> };
     const flows: Flow[] = [];
     const registrations: Promise<void>[] = [];
-    // A socket waiter of the killed relay would report the lost relay only at its deadline: the test ends it.
-    const done = new AbortController();
     const start = (state: string, settings: Record<string, unknown>, relay?: ClusterRelay) => {
       const { promise, resolve } = Promise.withResolvers<void>();
-      const signal = relay === doomed ? done.signal : undefined;
-      const result = waitForCode({ state, timeout: 120, settings, signal, onRegistered: () => resolve() });
+      // A socket waiter of the killed relay reconnects until its deadline, then reports the relay gone.
+      const timeout = relay === doomed ? DOOMED_TIMEOUT_S : 300;
+      const result = waitForCode({ state, timeout, settings, onRegistered: () => resolve() });
       result.catch(() => {});
       flows.push({ state, relay, result });
       registrations.push(promise);
     };
-    for (let i = 0; i < 60; i++) start(`remote-${i}`, { relayUrl: proxy.url, clientToken: TOKEN });
+    for (let i = 0; i < REMOTE_FLOWS; i++) start(`remote-${i}`, { relayUrl: proxy.url, clientToken: TOKEN });
     for (const relay of cluster.relays) {
-      for (let i = 0; i < 10; i++) start(`socket-${relay.name}-${i}`, { socketPath: relay.socketPath }, relay);
+      for (let i = 0; i < SOCKET_FLOWS_PER_RELAY; i++) {
+        start(`socket-${relay.name}-${i}`, { socketPath: relay.socketPath }, relay);
+      }
     }
     await Promise.all(registrations);
 
-    // Five identical callbacks per flow, in random order, through the balancer.
-    const sends = flows.flatMap(({ state }) => Array.from({ length: 5 }, () => state));
+    // Identical callbacks per flow, in random order, through the balancer; those of a few of the doomed
+    // relay's socket waiters only after it died, so that some of them are still waiting then.
+    const late = new Set(flows.filter(({ relay }) => relay === doomed).slice(0, LATE_FLOWS).map(({ state }) => state));
+    const copies = (state: string) => Array.from({ length: DUPLICATES }, () => state);
+    const sends = flows.filter(({ state }) => !late.has(state)).flatMap(({ state }) => copies(state));
     for (let i = sends.length - 1; i > 0; i--) {
       const j = Math.floor(next() * (i + 1));
       [sends[i], sends[j]] = [sends[j], sends[i]];
     }
+    sends.push(...[...late].flatMap(copies));
     const completes = new Map<string, number>();
     const send = async (state: string) => {
       const response = await callback(proxy.url, { code: `code-${state}`, state });
       await response.body?.cancel();
       if (response.status === 200) completes.set(state, (completes.get(state) ?? 0) + 1);
     };
-    const half = Math.floor(sends.length / 2);
-    for (let i = 0; i < sends.length; i += 20) {
-      if (i >= half && i - 20 < half) await doomed.kill();
-      await Promise.all(sends.slice(i, i + 20).map(send));
+    const half = Math.floor((sends.length - late.size * DUPLICATES) / 2);
+    for (let i = 0; i < sends.length; i += PARALLEL_SENDS) {
+      if (i >= half && i - PARALLEL_SENDS < half) await doomed.kill();
+      await Promise.all(sends.slice(i, i + PARALLEL_SENDS).map(send));
     }
     // The person reloads a page that did not say "complete" (e.g. a 502 while the relay died).
     for (const { state, relay } of flows) {
@@ -277,13 +302,20 @@ Deno.test({
       assert.equal((await result).code, `code-${state}`, state);
       assert.equal(completes.get(state), 1, `${state}: one "complete" page`);
     }
-    done.abort(new Error("the test is over"));
+    let gone = 0;
     for (const { state, relay, result } of flows) {
       if (relay !== doomed) continue;
-      // Its relay died with its connection: its own code if it came first, never another's.
+      // Its relay died with its connection: its own code if it came first, else the relay reported gone.
       const outcome = await result.then((got) => got.code, (error) => error);
       if (typeof outcome === "string") assert.equal(outcome, `code-${state}`);
-      else assert.ok(outcome instanceof OAuthConnectionError || /the test is over/.test(outcome.message), `${outcome}`);
+      else {
+        assert.ok(outcome instanceof OAuthConnectionError, `${state}: ${outcome}`);
+        gone++;
+      }
+      if (late.has(state)) {
+        assert.ok(outcome instanceof OAuthConnectionError, `${state}: got ${outcome} after its relay died`);
+      }
     }
+    assert.ok(gone >= LATE_FLOWS, `${gone} socket waiters of the killed relay reported it gone`);
   },
 });

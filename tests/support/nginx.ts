@@ -246,9 +246,11 @@ daemon off;
 master_process off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log info;
+# Each proxied event stream holds two connections (client and upstream): room for a few thousand waiters.
+worker_rlimit_nofile 16384;
 
 events {
-    worker_connections 1024;
+    worker_connections 8192;
 }
 
 http {
