@@ -83,6 +83,25 @@ Deno.test("waitForCode() stops at a refusal from the relay and does not reconnec
   assert.equal(transport.registrations.length, 1);
 });
 
+Deno.test("waitForCode() keeps trying while the relay is unavailable after registering, not before", async () => {
+  const after = new ScriptedTransport([
+    [registered("s"), null],
+    [error("unavailable")],
+    [error("unavailable")],
+    [registered("s"), callback("s")],
+  ]);
+  assert.equal((await waitForCode({ state: "s", timeout: 60, transport: after })).code, "c0de");
+  assert.equal(after.registrations.length, 4);
+
+  const before = new ScriptedTransport([[error("unavailable")], [registered("s"), callback("s")]]);
+  await assert.rejects(waitForCode({ state: "s", timeout: 60, transport: before }), (e: unknown) => {
+    assert.ok(e instanceof OAuthRelayError);
+    assert.equal(e.code, "unavailable");
+    return true;
+  });
+  assert.equal(before.registrations.length, 1);
+});
+
 Deno.test("waitForCode() refuses a callback for another state", async () => {
   const transport = new ScriptedTransport([[registered("mine"), callback("theirs")]]);
   await assert.rejects(waitForCode({ state: "mine", transport }), (e: unknown) => {

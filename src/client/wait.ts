@@ -237,6 +237,11 @@ export async function waitForCode(options: WaitForCodeOptions = {}): Promise<OAu
         } else if (message.code === ERROR_CODES.BUSY) {
           // Dropped to make room during a flood of silent connections: try again.
           return { kind: "lost", registered, retry: true };
+        } else if (message.code === ERROR_CODES.UNAVAILABLE && !announce) {
+          // Registered before, and the relay's shared registry is away for now (Redis restarting):
+          // the registration is still ours, so keep trying until the deadline. A first registration
+          // refused this way is reported at once, below: the person has not been shown a link yet.
+          return { kind: "lost", registered, retry: true };
         } else {
           throw relayError(message.code, message.message, where);
         }
