@@ -131,3 +131,37 @@ Deno.test({
     assert.equal((await b.health()).body.waiting, 0);
   },
 });
+
+Deno.test({
+  name: "a callback for a socket waiter at another relay hears the owner's word even when it overtakes the claim",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 2);
+    const [a, b] = cluster.relays;
+    for (let i = 0; i < 300; i++) {
+      const state = `race-${i}`;
+      const wait = waitAt({ socketPath: b.socketPath }, state);
+      await wait.registered;
+      // B's word travels on A's subscriber connection and can overtake the claim script's reply; a lost
+      // word would hold the page for the acknowledgement timeout (2 s) and more.
+      const response = await guard(callback(a.url, { code: `code-${i}`, state }), 1_900, `callback ${i}`);
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+      assert.equal((await wait.result).code, `code-${i}`);
+    }
+  },
+});
+
+/** Rejects when `promise` has not settled within `ms`: turns a lost message into a failure, not a hang. */
+async function guard<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`${what}: no outcome within ${ms} ms`)), ms)
+  );
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -312,6 +312,23 @@ export class RedisRegistry implements Registry {
     if (!this.#redis.usable) return "unavailable";
     const key = result.state ?? "";
     const claimId = newId();
+    // Listen for the owner's word before claiming: it comes on the subscriber connection and can arrive
+    // before this connection has the script's reply.
+    const word = Promise.withResolvers<boolean | undefined>();
+    this.#acks.set(claimId, word.resolve);
+    try {
+      return await this.#claim(result, key, claimId, word.promise);
+    } finally {
+      this.#acks.delete(claimId);
+    }
+  }
+
+  async #claim(
+    result: OAuthCallbackResult,
+    key: string,
+    claimId: string,
+    word: Promise<boolean | undefined>,
+  ): Promise<DeliveryOutcome> {
     let reply: string[];
     try {
       reply = texts(
@@ -349,7 +366,7 @@ export class RedisRegistry implements Registry {
         return taken === "delivered" ? "delivered" : "no_waiter";
       }
       default:
-        return await this.#awaitDelivery(key, reply[1], claimId);
+        return await this.#awaitDelivery(key, reply[1], claimId, word);
     }
   }
 
@@ -360,15 +377,16 @@ export class RedisRegistry implements Registry {
   }
 
   /** A claim for a socket waiter of another relay: wait for that relay's word on the delivery. */
-  async #awaitDelivery(key: string, owner: string, claimId: string): Promise<DeliveryOutcome> {
-    const { promise, resolve } = Promise.withResolvers<boolean | undefined>();
-    this.#acks.set(claimId, resolve);
-    const within = (ms: number) => {
-      const timer = setTimeout(() => resolve(undefined), ms);
-      return promise.finally(() => clearTimeout(timer));
-    };
+  async #awaitDelivery(
+    key: string,
+    owner: string,
+    claimId: string,
+    word: Promise<boolean | undefined>,
+  ): Promise<DeliveryOutcome> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), this.#ackTimeoutMs));
     try {
-      let delivered = await within(this.#ackTimeoutMs);
+      let delivered = await Promise.race([word, late]).finally(() => clearTimeout(timer));
       if (delivered === undefined) {
         let retracted: string;
         try {
@@ -385,10 +403,11 @@ export class RedisRegistry implements Registry {
           return "unavailable";
         }
         // The owner took it and is writing it: its word comes within its write timeout.
-        const { promise: later, resolve: settle } = Promise.withResolvers<boolean | undefined>();
-        this.#acks.set(claimId, settle);
-        const timer = setTimeout(() => settle(undefined), DELIVERY_WAIT_MS);
-        delivered = await later.finally(() => clearTimeout(timer));
+        let wait: ReturnType<typeof setTimeout> | undefined;
+        const overdue = new Promise<undefined>((resolve) =>
+          wait = setTimeout(() => resolve(undefined), DELIVERY_WAIT_MS)
+        );
+        delivered = await Promise.race([word, overdue]).finally(() => clearTimeout(wait));
       }
       // No word at all: the owner took it and went away while writing; at most once, as at a single relay.
       return delivered === false ? "no_waiter" : "delivered";
