@@ -24,8 +24,8 @@
 import { CALLBACK_PATH, callbackPath, stateOf, summarize, type Summary } from "./common.ts";
 import { Child, type CpuTime, readProc } from "./processes.ts";
 
-type Mode = "unix" | "tcp" | "http" | "https";
-const MODES: readonly Mode[] = ["unix", "tcp", "http", "https"];
+type Mode = "unix" | "tcp" | "http" | "https" | "redis";
+const MODES: readonly Mode[] = ["unix", "tcp", "http", "https", "redis"];
 /** Remote waiting: `waitForCode` over `POST /v1/wait` instead of the coordinator socket. */
 const isRemote = (mode: Mode) => mode === "http" || mode === "https";
 
@@ -435,7 +435,15 @@ class RelayBench {
   readonly kind: Kind;
   readonly relay: Child;
   readonly waiterProcesses: Child[] = [];
+  /** The HTTP port the load generator sends to (relay A's in the Redis column). */
   readonly httpPort = freePort();
+  /** Redis column: relay A, which receives the callbacks; the waiters wait at `relay` (B). */
+  readonly peer: Child | undefined;
+  /** Redis column: the redis-server both relays share. */
+  readonly redis: Child | undefined;
+  readonly redisUrl: string | undefined;
+  /** Redis column: relay B's own HTTP port. */
+  #ownPort: number | undefined;
   /** Waiters one waiter process holds at most. */
   readonly perProcess: number;
   #group = 0;
@@ -448,6 +456,31 @@ class RelayBench {
     this.kind = kind;
     const socketPath = `${dir}/${kind}-${mode}.sock`;
     const tcpPort = freePort();
+    if (mode === "redis") {
+      // Two relays on one Redis: the waiters wait at B (`relay`, whose memory is measured), the callbacks
+      // arrive at A (`peer`, whose HTTP port the load generator uses).
+      const redisPort = freePort();
+      this.redis = spawn(
+        "redis-server",
+        [
+          "--port",
+          String(redisPort),
+          "--bind",
+          "127.0.0.1",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--logfile",
+          `${dir}/redis.log`,
+        ],
+        {},
+        "redis-server",
+      );
+      this.redisUrl = `redis://127.0.0.1:${redisPort}`;
+      this.peer = this.#spawnRelay(mode, dir, `${dir}/${kind}-${mode}-a.sock`, tcpPort, maxWaiting, this.httpPort, "a");
+      this.#ownPort = freePort();
+    }
     this.relay = kind === "bare"
       ? spawn(`bare delivery (${mode})`, [
         "run",
@@ -465,7 +498,7 @@ class RelayBench {
           ? []
           : [mode === "tcp" ? String(tcpPort) : socketPath]),
       ])
-      : this.#spawnRelay(mode, dir, socketPath, tcpPort, maxWaiting);
+      : this.#spawnRelay(mode, dir, socketPath, tcpPort, maxWaiting, this.#ownPort ?? this.httpPort);
     const settings = isRemote(mode)
       ? { relayUrl: `${mode}://127.0.0.1:${this.httpPort}`, clientToken: CLIENT_TOKEN }
       : mode === "tcp"
@@ -492,8 +525,16 @@ class RelayBench {
   }
 
   /** Starts the relay as production starts it: server.ts, configured by the environment. */
-  #spawnRelay(mode: Mode, dir: string, socketPath: string, tcpPort: number, maxWaiting: number): Child {
-    return spawn(`relay (${mode})`, [
+  #spawnRelay(
+    mode: Mode,
+    dir: string,
+    socketPath: string,
+    tcpPort: number,
+    maxWaiting: number,
+    httpPort: number,
+    name = "",
+  ): Child {
+    return spawn(`relay ${name}(${mode})`, [
       "run",
       "-q",
       "--allow-env",
@@ -506,7 +547,7 @@ class RelayBench {
       SERVER,
     ], {
       HOST: "127.0.0.1",
-      PORT: String(this.httpPort),
+      PORT: String(httpPort),
       OAUTH_ENABLED: "true",
       OAUTH_CALLBACK_PATH: CALLBACK_PATH,
       OAUTH_CODE_KEYS: "code",
@@ -525,6 +566,7 @@ class RelayBench {
         }
         : {}),
       ...(mode === "https" ? { OAUTH_TLS_CERT_FILE: tlsFiles!.certFile, OAUTH_TLS_KEY_FILE: tlsFiles!.keyFile } : {}),
+      ...(this.redisUrl ? { OAUTH_REDIS_URL: this.redisUrl } : {}),
     });
   }
 
@@ -535,7 +577,8 @@ class RelayBench {
 
   async start(): Promise<void> {
     if (this.kind === "bare") await this.relay.reply(0, "listening");
-    else await untilListening(this.relay, this.httpPort);
+    else await untilListening(this.relay, this.#ownPort ?? this.httpPort);
+    if (this.peer) await untilListening(this.peer, this.httpPort);
     await this.reconnect();
   }
 
@@ -561,7 +604,8 @@ class RelayBench {
   /** Registers `count` waiters, then delivers a code to each at concurrency 50. */
   async deliveries(count: number): Promise<Throughput> {
     const { prefix, resolved } = await this.register(this.waiters, count, false);
-    const cpu = await cpuMeter({ relay: this.relay, waiters: this.waiters, loadgen });
+    const cluster: Record<string, Child> = this.peer && this.redis ? { relayA: this.peer, redis: this.redis } : {};
+    const cpu = await cpuMeter({ relay: this.relay, waiters: this.waiters, loadgen, ...cluster });
     const [run, done] = await Promise.all([
       loadgen.request({
         op: "run",
@@ -572,6 +616,15 @@ class RelayBench {
       resolved!,
     ]);
     const cpuUs = await cpu.stop(count);
+    if (cpuUs.relayA && cpuUs.redis) {
+      // The Redis column's server side is both relays and Redis: B's own share stays as relayB.
+      cpuUs.relayB = cpuUs.relay;
+      const parts = [cpuUs.relayA, cpuUs.relayB, cpuUs.redis];
+      cpuUs.relay = {
+        user: parts.reduce((sum, part) => sum + part.user, 0),
+        system: parts.reduce((sum, part) => sum + part.system, 0),
+      };
+    }
     check(run.bad === 0, `Callbacks answered ${JSON.stringify(run.statuses)} instead of 200`);
     check(done.count === count, `${count - (done.count as number)} waiters did not resolve: ${done.errors}`);
     check(done.wrong === 0, `${done.wrong} waiters received a wrong result`);
@@ -643,8 +696,12 @@ class RelayBench {
   /** Stops the waiter processes and the relay (SIGTERM, as a service manager would). */
   async stop(): Promise<void> {
     for (const process of this.waiterProcesses) await stop(process);
-    const code = await stop(this.relay, this.kind === "relay" ? "SIGTERM" : undefined);
-    check(code === 0, `The relay (${this.mode}) exited with code ${code}: ${this.relay.stderr.trim()}`);
+    for (const relay of [this.relay, this.peer]) {
+      if (!relay) continue;
+      const code = await stop(relay, this.kind === "relay" ? "SIGTERM" : undefined);
+      check(code === 0, `The ${relay.name} exited with code ${code}: ${relay.stderr.trim()}`);
+    }
+    if (this.redis) await stop(this.redis, "SIGTERM");
   }
 }
 
@@ -836,6 +893,21 @@ function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
       const perWaiter = point.bytesPerWaiter / 1024;
       add(`relay RSS per waiting client at ${int(point.waiting)} (KiB)`, perWaiter, "≤ 4", perWaiter <= 4);
     }
+    if (mode === "redis") {
+      const single = socketRelay(results)?.result;
+      for (const series of relay.latency) {
+        const base = single && latencyAt(single, series.otherWaiting);
+        if (!base) continue;
+        const value = series.latencyUs.p50 / base.latencyUs.p50;
+        add(`latency p50 / single relay's, ${int(series.otherWaiting)} other waiting`, value, "≤ 1.5", value <= 1.5);
+        add(
+          `latency p99, ${int(series.otherWaiting)} other waiting (µs, target for Redis)`,
+          series.latencyUs.p99,
+          "< 2000",
+          series.latencyUs.p99 < 2000,
+        );
+      }
+    }
     if (isRemote(mode)) {
       const socket = socketRelay(results)?.mode;
       const ratios = remoteRatios(results, relay);
@@ -863,7 +935,13 @@ function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults)
     })
   );
   const modeName = (mode: Mode) =>
-    ({ unix: "Unix socket", tcp: "TCP", http: "remote HTTP", https: "remote HTTPS" } as const)[mode];
+    ({
+      unix: "Unix socket",
+      tcp: "TCP",
+      http: "remote HTTP",
+      https: "remote HTTPS",
+      redis: "Redis, callback at A → waiter at B",
+    } as const)[mode];
   const header = [
     "Measure",
     "HTTP floor",
@@ -919,6 +997,20 @@ function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults)
       const floorSeries = base && latencyAt(base, others);
       return isRelay && series && floorSeries ? ratio(series.latencyUs.p50 / floorSeries.latencyUs.p50) : "";
     });
+    if (results.redis && socket) {
+      row(
+        `↳ p50 ÷ the single relay's p50 (${modeName(socket.mode)}; target ≤ 1.5 for Redis)`,
+        "",
+        (result, _r, mode) => {
+          if (mode !== "redis") return "";
+          const series = latencyAt(result, others);
+          const base = latencyAt(socket.result, others);
+          if (!series || !base) return "";
+          const value = series.latencyUs.p50 / base.latencyUs.p50;
+          return `${ratio(value)} ${mark(value <= 1.5)}`;
+        },
+      );
+    }
     if (hasRemote && socket) {
       row(`↳ p50 ÷ socket p50 (${modeName(socket.mode)}; target ≤ 1.3 for the relay)`, "", (result, isRelay, mode) => {
         if (!isRemote(mode)) return "";
@@ -1006,7 +1098,8 @@ try {
   const catcher = await measureCatcher();
   const results: ModeResults = {};
   for (const mode of options.modes) {
-    results[mode] = {
+    // The Redis column has no delivery floor of its own: it is held against the single relay's figures.
+    results[mode] = mode === "redis" ? { relay: await measureRelay(mode, "relay", dir, maxWaiting) } : {
       bare: await measureRelay(mode, "bare", dir, maxWaiting),
       relay: await measureRelay(mode, "relay", dir, maxWaiting),
     };
