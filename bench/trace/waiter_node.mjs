@@ -9,8 +9,16 @@
  * @module
  */
 
+import { existsSync } from "node:fs";
 import { Socket } from "node:net";
-import { waitForCode } from "../../dist/npm/mod.js";
+
+// The build, not the source: Node cannot run TypeScript. Loaded by URL, as it exists only after the build.
+const built = new URL("../../dist/npm/mod.js", import.meta.url);
+if (!existsSync(built)) {
+  console.error("bench/trace: no dist/npm here; run `deno task build:npm` before tracing the Node client");
+  process.exit(2);
+}
+const { waitForCode } = await import(built.href);
 
 const now = () => performance.timeOrigin + performance.now();
 const settings = JSON.parse(process.argv[2]);
