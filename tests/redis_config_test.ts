@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../src/client/settings.ts";
 import { loadServerConfig } from "../src/relay/config.ts";
-import { startServer } from "./helpers.ts";
+import { startServer, startTestRelay, wait } from "./helpers.ts";
 import { freePort } from "./support/nginx.ts";
 import { ignoreWithoutRedis, startRedis } from "./support/redis.ts";
 
@@ -84,5 +84,20 @@ Deno.test({
     const { stderr } = await server.exited;
     assert.match(stderr, /Shared registry: Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+, this relay is instance /);
     assert.ok(!stderr.includes("s3cret"));
+  },
+});
+
+Deno.test({
+  name: "a resume grace that is not a whole number of milliseconds (OAUTH_RESUME_GRACE=1.0005) still delivers",
+  ignore: ignoreWithoutRedis(),
+  async fn() {
+    await using redis = await startRedis();
+    await using relay = await startTestRelay({ relay: { redis: { url: redis.url }, resumeGraceMs: 1.0005 * 1000 } });
+    const waiter = wait(relay, { state: "grace" });
+    await waiter.registered;
+    const page = await relay.callback({ code: "GRACE-CODE", state: "grace" });
+    assert.equal(page.status, 200);
+    await page.text();
+    assert.equal((await waiter.result).code, "GRACE-CODE");
   },
 });

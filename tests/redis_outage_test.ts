@@ -9,9 +9,11 @@
 
 import assert from "node:assert/strict";
 import { OAuthRelayError } from "../src/client/errors.ts";
+import { createClient } from "redis";
 import { waitForCode } from "../src/client/wait.ts";
+import { SCRIPTS } from "../src/relay/registry/redis_scripts.ts";
 import { startTestRelay } from "./helpers.ts";
-import { type ClusterRelay, ignoreWithoutRedis, startRedis, startRelays } from "./support/redis.ts";
+import { type ClusterRelay, ignoreWithoutRedis, type RedisServer, startRedis, startRelays } from "./support/redis.ts";
 
 const TOKEN = "outage-client-token-0123456789abcdef";
 const ignore = ignoreWithoutRedis();
@@ -175,5 +177,100 @@ Deno.test({
     await admin.command("CONFIG", "SET", "maxclients", "10000");
     await a.logged(/Redis at \S+ answers again/);
     assert.equal((await waiter.result).code, "INBOX-CODE");
+  },
+});
+
+/** The id of a relay's connection named `oauth-relay-ID-which` in Redis's CLIENT LIST. */
+async function connectionId(redis: RedisServer, instance: string, which: "commands" | "subscriber"): Promise<string> {
+  const list = String(await redis.command("CLIENT", "LIST"));
+  return new RegExp(`id=(\\d+) [^\\n]*name=oauth-relay-${instance}-${which}`).exec(list)![1];
+}
+
+Deno.test({
+  name: "a re-assertion while Redis kept everything (a dropped connection) keeps the cluster-wide count exact",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using relay = await startTestRelay({ relay: { redis: { url: redis.url } } });
+    const states = ["one", "two", "three"];
+    const waiters = states.map((state) => waitAt(relay.client, state));
+    await Promise.all(waiters.map((waiter) => waiter.registered));
+    const health = async () => (await (await fetch(`${relay.url}/health`)).json()).waiting;
+    assert.equal(await health(), 3);
+    const { id } = (await (await fetch(`${relay.url}/health`)).json()).instance;
+
+    await redis.command("CLIENT", "KILL", "ID", await connectionId(redis, id, "commands"));
+    await relay.logged(/Re-asserted the 3 registration\(s\)/);
+    // The count is what OAUTH_MAX_WAITERS is checked against at every relay.
+    assert.equal(await health(), 3, "each registration counted once");
+    for (const state of states) await (await relay.callback({ code: `code-${state}`, state })).text();
+    for (const [i, waiter] of waiters.entries()) assert.equal((await waiter.result).code, `code-${states[i]}`);
+  },
+});
+
+Deno.test({
+  name:
+    "a claim that timed out but ran once Redis went on reaches this relay's own waiter, though no heartbeat failed meanwhile",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    // Beats 2 s apart, commands timing out after 200 ms: a short freeze right after a beat fails only the claim.
+    const options = { url: redis.url, commandTimeoutMs: 200, heartbeatMs: 2000 };
+    await using relay = await startTestRelay({ relay: { redis: options } });
+    const { id } = (await (await fetch(`${relay.url}/health`)).json()).instance;
+    const waiter = waitForCode({ state: "late", timeout: 15, settings: relay.client });
+    waiter.catch(() => {});
+    await relay.logged(/Client registered for state: 'late'/);
+
+    // Every beat writes the relay's heartbeat key: Redis says when one happened.
+    await redis.command("CONFIG", "SET", "notify-keyspace-events", "K$");
+    const watcher = createClient({ url: redis.url });
+    await watcher.connect();
+    try {
+      const { promise: beat, resolve } = Promise.withResolvers<void>();
+      await watcher.subscribe(`__keyspace@0__:oauth-relay:i:${id}`, () => resolve());
+      await beat;
+      redis.freeze();
+      try {
+        const page = await relay.callback({ code: "LATE-CODE", state: "late" });
+        assert.equal(page.status, 503);
+        await page.text();
+      } finally {
+        redis.thaw();
+      }
+      assert.equal((await waiter).code, "LATE-CODE", "taken from the inbox, not lost");
+    } finally {
+      await watcher.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "a take whose answer was lost while Redis stood still is answered again: the socket waiter still gets its code",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using relay = await startTestRelay({ relay: { redis: { url: redis.url, commandTimeoutMs: 200 } } });
+    const waiter = waitForCode({ state: "lost-take", timeout: 15, settings: relay.client });
+    waiter.catch(() => {});
+    await relay.logged(/Client registered for state: 'lost-take'/);
+
+    // Another relay's claim (the registry's own script), then Redis holds every write for a while: the owner's
+    // take, woken by the claim, runs only after the owner stopped waiting for its answer.
+    const raw = { code: "LOST-CODE", state: "lost-take" };
+    using session = await redis.session();
+    const [claimed] = await session.pipeline(
+      [
+        "EVAL",
+        SCRIPTS.oauthClaim.SCRIPT,
+        "1",
+        "oauth-relay:w:lost-take",
+        ...["oauth-relay:", "another-relay", "lost-take", JSON.stringify({ success: true, ...raw, raw })],
+        ...["claim-1", "30000", "600000", "3000"],
+      ],
+      ["CLIENT", "PAUSE", "600", "WRITE"],
+    );
+    assert.equal((claimed as string[])[0], "sent");
+    assert.equal((await waiter).code, "LOST-CODE", "not lost with the take's answer");
   },
 });

@@ -251,6 +251,20 @@ export const REGISTRY_CASES: RegistryCase[] = [
     },
   },
   {
+    name: "a registration that ends at a fraction of a millisecond (a timeout of 10.0005 s) is taken and reached",
+    async run(create) {
+      const registry = await create();
+      // What a client's `"timeout": 10.0005` makes of its end: Date.now() + 10000.5.
+      const waiter = Object.assign(new RecordingWaiter("s1"), { expiresAt: Date.now() + 10_000.5 });
+      await registry.register(waiter);
+      const remoteWaiter = Object.assign(remote("r1"), { expiresAt: Date.now() + 10_000.5 });
+      await registry.register(remoteWaiter);
+      assert.equal(await registry.count(), 2);
+      assert.equal(await registry.claim(callback("s1")), "delivered");
+      assert.equal(waiter.delivered.length, 1);
+    },
+  },
+  {
     name: "status says the registry works and counts its waiters",
     async run(create) {
       const registry = await create();

@@ -92,6 +92,11 @@ function newId(): string {
   return newNonce().slice(0, 16);
 }
 
+/** A duration as Redis takes it (PX, PEXPIRE): whole milliseconds, at least one. */
+function wholeMs(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}
+
 function texts(reply: ScriptReply): string[] {
   return (Array.isArray(reply) ? reply : [reply]).map((item) => item === null ? "" : String(item));
 }
@@ -147,9 +152,10 @@ export class RedisRegistry implements Registry {
     this.#maxWaiters = options.maxWaiters ?? DEFAULT_MAX_WAITERS;
     this.#maxLocal = options.maxLocal ?? Infinity;
     this.#maxPerToken = options.maxWaitersPerToken ?? 0;
-    this.#graceMs = options.graceMs ?? 30_000;
-    this.#rememberMs = options.rememberDeliveredMs ?? 10 * 60_000;
-    this.#liveMs = options.liveMs ?? DEFAULT_LIVE_MS;
+    // Redis takes whole milliseconds (PX, PEXPIRE): OAUTH_RESUME_GRACE=1.0005 must not fail every claim.
+    this.#graceMs = wholeMs(options.graceMs ?? 30_000);
+    this.#rememberMs = wholeMs(options.rememberDeliveredMs ?? 10 * 60_000);
+    this.#liveMs = wholeMs(options.liveMs ?? DEFAULT_LIVE_MS);
     this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.#ackTimeoutMs = options.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS;
   }
@@ -297,7 +303,8 @@ export class RedisRegistry implements Registry {
     // A stopping relay leaves remote registrations for another relay, where their clients resume.
     if (this.#retiring && waiter.remote) return;
     try {
-      await this.#run("oauthRelease", this.#wkey(key), [this.id, key, entry.reg]);
+      // Released without a callback: one taken whose answer was lost never reached the client either.
+      await this.#run("oauthRelease", this.#wkey(key), [this.id, key, entry.reg, 0]);
     } catch {
       this.#dirty = true;
     }
@@ -343,6 +350,9 @@ export class RedisRegistry implements Registry {
         ]),
       );
     } catch (error) {
+      // It may still run once Redis answers, for a waiter of this relay, which nobody wakes: the next
+      // re-assertion takes the inbox.
+      this.#dirty = true;
       this.#logger.limited(
         "warn",
         "callbacks answered 503 for Redis",
@@ -368,12 +378,6 @@ export class RedisRegistry implements Registry {
       default:
         return await this.#awaitDelivery(key, reply[1], claimId, word);
     }
-  }
-
-  /** Forgets that a state was delivered: its delivery did not reach the client. */
-  async #unuse(key: string): Promise<void> {
-    if (key === "") return;
-    await this.#redis.command(["DEL", this.#key("u:", key)], this.#timeoutMs).catch(() => {});
   }
 
   /** A claim for a socket waiter of another relay: wait for that relay's word on the delivery. */
@@ -464,12 +468,15 @@ export class RedisRegistry implements Registry {
       }
       return "nothing";
     }
-    // Taken out of Redis: it reaches the waiter, or the claimer hears that it did not.
+    // Taken: it reaches the waiter, or the claimer hears that it did not.
     if (current) this.#local.delete(key);
     const delivered = current && await entry.waiter.deliver(JSON.parse(reply[1]));
     const [kind, claimer, claimId] = [reply[2], reply[3], reply[4]];
-    // A socket client that went away leaves the state unused, as at a single relay.
-    if (kind === "s" && !delivered) await this.#unuse(key);
+    // A socket waiter's callback leaves Redis once written; a client that went away leaves the state unused, before
+    // its claimer hears so (it may register the state again at once).
+    if (kind === "s" && entry) {
+      await this.#run("oauthRelease", this.#wkey(key), [this.id, key, entry.reg, delivered ? 1 : 0]).catch(() => {});
+    }
     if (claimer) {
       await this.#redis.publish(this.#key("ch:", claimer), `a${claimId}:${delivered ? 1 : 0}`, this.#timeoutMs)
         .catch(() => {});
@@ -509,7 +516,8 @@ export class RedisRegistry implements Registry {
   }
 
   #ttl(expiresAt: number | undefined): number {
-    return Math.max(1, Math.min(MAX_TIMER_MS, (expiresAt ?? Date.now() + DEFAULT_TTL_MS) - Date.now()));
+    // A client's `"timeout": 10.0005` ends at a fraction of a millisecond; PEXPIRE takes whole ones.
+    return wholeMs(Math.min(MAX_TIMER_MS, (expiresAt ?? Date.now() + DEFAULT_TTL_MS) - Date.now()));
   }
 
   #beat(): Promise<void> {

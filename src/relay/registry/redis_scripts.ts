@@ -18,7 +18,7 @@
  * | `P o:ID`       | set    | the states ID holds, to sweep them once ID is gone       | live + grace + 60 s           |
  * | `P in:ID`      | set    | states whose registration at ID changed (claimed, moved) | as `i:ID`                     |
  * | `P ch:ID`      | pubsub | wakes ID: `w` + state; `a` + claim id + `:1`/`:0` (ack)  | —                             |
- * | `P w:s`        | hash   | the registration: `o` owner, `g` registration id, `k` kind (`s`/`r`), `e` end (Redis time), `x` end as its client was told, `h` resume hash, `t` token, `c` claimed, `cb`/`ci` claimer | its timeout + live + grace; grace once claimed (remote) |
+ * | `P w:s`        | hash   | the registration: `o` owner, `g` registration id, `k` kind (`s`/`r`), `e` end (Redis time), `x` end as its client was told, `h` resume hash, `t` token, `c` claimed, `cb`/`ci` claimer, `d` taken by its owner | its timeout + live + grace; grace once claimed (remote) or taken |
  * | `P single`     | hash   | the single slot's registration, as `w:s`                 | as `w:s`                      |
  * | `P r:s`        | string | the claimed callback (JSON), for its owner               | grace                         |
  * | `P rsingle`    | string | the single slot's claimed callback                       | grace                         |
@@ -206,14 +206,21 @@ if rec.k == 'r' then
   if r then return {'result', r, 'r'} end
   return {'gone'}
 end
-local r = redis.call('GETDEL', rkey(s))
+local r = redis.call('GET', rkey(s))
+if rec.d == '1' then
+  -- Taken before, and its answer lost (Redis stood still): the same answer again, so the code is not lost with it.
+  if r then return {'result', r, 's', rec.cb or '', rec.ci or ''} end
+  return {'gone'}
+end
 if not r then
   -- Not taken within the grace period: the registration waits again, and the state stays unused.
   redis.call('HDEL', key, 'c', 'cb', 'ci')
   book(rec, s, 1)
   return {'waiting'}
 end
-redis.call('DEL', key)
+-- Taken: the owner removes both once it has written the callback (release), the grace period at most.
+redis.call('HSET', key, 'd', '1')
+redis.call('PEXPIRE', key, grace)
 if s ~= '' then redis.call('SET', P .. 'u:' .. s, '1', 'PX', remember) end
 return {'result', r, 's', rec.cb or '', rec.ci or ''}
 `;
@@ -226,7 +233,7 @@ const RETRACT = `
 local s, cid = ARGV[3], ARGV[4]
 local key = KEYS[1]
 local rec = record(key)
-if not rec or rec.c ~= '1' or rec.ci ~= cid then return 'taken' end
+if not rec or rec.c ~= '1' or rec.ci ~= cid or rec.d == '1' then return 'taken' end
 redis.call('DEL', rkey(s))
 redis.call('HDEL', key, 'c', 'cb', 'ci')
 book(rec, s, 1)
@@ -268,11 +275,21 @@ redis.call('HSET', key, 'g', reg)
 return {'resumed', tostring(tonumber(rec.e) - now), rec.x or ''}
 `;
 
-/** KEYS: `w:s`. ARGV: P, me, s, reg. Returns 1 when the registration was this waiter's and is gone now. */
+/**
+ * KEYS: `w:s`. ARGV: P, me, s, reg, and whether a socket waiter's taken callback reached its client (`1`) or not
+ * (`0`). Returns 1 when the registration was this waiter's and is gone now.
+ */
 const RELEASE = `
 local me, s, reg = ARGV[2], ARGV[3], ARGV[4]
 local rec = record(KEYS[1])
-if not rec or rec.o ~= me or rec.g ~= reg or rec.c == '1' then return 0 end
+if not rec or rec.o ~= me or rec.g ~= reg then return 0 end
+if rec.d == '1' then
+  -- Its taken callback is out of Redis now; a client that went away leaves the state unused, as at a single relay.
+  redis.call('DEL', KEYS[1], rkey(s))
+  if ARGV[5] == '0' and s ~= '' then redis.call('DEL', P .. 'u:' .. s) end
+  return 1
+end
+if rec.c == '1' then return 0 end
 drop(KEYS[1], rec, s)
 return 1
 `;
@@ -351,7 +368,8 @@ for i = 5, #ARGV, 7 do
   elseif not rec and s ~= '' and redis.call('EXISTS', P .. 'u:' .. s) == 1 then
     -- Delivered meanwhile, most likely by this relay just now (a claim or take not yet answered): leave it be.
   elseif not rec or rec.o == me or stale(rec, now, live) then
-    if rec then drop(key, rec, s) end
+    -- This relay's books were emptied above: taking its own registration off them again would undercount.
+    if rec and rec.o == me then redis.call('DEL', key) elseif rec then drop(key, rec, s) end
     write(key, me, reg, kind, ttl, hash, token, x, now, live, grace)
     book({o = me, k = kind, t = token}, s, 1)
   else
