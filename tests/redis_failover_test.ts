@@ -255,11 +255,12 @@ Deno.test({
     const flows: Flow[] = [];
     const registrations: Promise<void>[] = [];
     const start = (state: string, settings: Record<string, unknown>, relay?: ClusterRelay) => {
-      const { promise, resolve } = Promise.withResolvers<void>();
+      // A registration the relay refuses fails the test with the relay's reason instead of hanging it.
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
       // A socket waiter of the killed relay reconnects until its deadline, then reports the relay gone.
       const timeout = relay === doomed ? DOOMED_TIMEOUT_S : 300;
       const result = waitForCode({ state, timeout, settings, onRegistered: () => resolve() });
-      result.catch(() => {});
+      result.catch((error) => reject(new Error(`${state} did not register: ${error}`)));
       flows.push({ state, relay, result });
       registrations.push(promise);
     };
