@@ -104,6 +104,9 @@ Deno.test({
       OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
       // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
       OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
+      // The relays size their caps to the file limit they read with `sh -c "ulimit -n"`: without a PATH
+      // (the helper starts them with an empty environment) they assume 1,024 and hold about 400 waiters each.
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     });
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
 
@@ -225,9 +228,9 @@ function random(seed: number): () => number {
 
 const SEED = Number(Deno.env.get("SEED") ?? Date.now() % 100_000);
 /** Remote waiters through the balancer, socket waiters at each relay, and identical callbacks per flow. */
-const REMOTE_FLOWS = 300;
-const SOCKET_FLOWS_PER_RELAY = 30;
-const DUPLICATES = 10;
+const REMOTE_FLOWS = 1_000;
+const SOCKET_FLOWS_PER_RELAY = 100;
+const DUPLICATES = 20;
 /** Socket waiters of the killed relay whose callbacks come only after it died. */
 const LATE_FLOWS = 10;
 /** Callbacks in flight at once. */
@@ -247,6 +250,9 @@ Deno.test({
       OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
       // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
       OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
+      // The relays size their caps to the file limit they read with `sh -c "ulimit -n"`: without a PATH
+      // (the helper starts them with an empty environment) they assume 1,024 and hold about 400 waiters each.
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     });
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
     const [, , doomed] = cluster.relays;
