@@ -12,37 +12,13 @@ import assert from "node:assert/strict";
 import { login } from "../login.ts";
 import { LoginDeniedError } from "../src/login/errors.ts";
 import { EXIT } from "../src/cli/io.ts";
-import { startTestRelay, tempDir } from "./helpers.ts";
+import { tempDir } from "./helpers.ts";
 import { authorizeInBrowser, HAS_CHROMIUM, launchBrowser } from "./support/browser.ts";
-import { runLogin } from "./support/login_cli.ts";
-import { CONFIDENTIAL_CLIENT, PUBLIC_CLIENT, startOidcProvider } from "./support/oidc_provider.ts";
+import { loginWorld as setup, runLogin, userinfo } from "./support/login_cli.ts";
+import { CONFIDENTIAL_CLIENT, PUBLIC_CLIENT } from "./support/oidc_provider.ts";
 
 if (!HAS_CHROMIUM) console.warn("Skipping the login tests that need a browser: chromium is not installed");
 const test = HAS_CHROMIUM ? Deno.test : Deno.test.ignore;
-
-/** A relay, a provider whose clients redirect to it, and the CLI's environment to use both. */
-async function setup(par = true) {
-  const relay = await startTestRelay();
-  const provider = await startOidcProvider({ redirectUris: [`${relay.url}/oauth/callback`], par });
-  return {
-    relay,
-    provider,
-    /** The relay's public URL is its redirect URI's base; the socket is the coordinator's. */
-    env: { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! },
-    async [Symbol.asyncDispose]() {
-      await provider[Symbol.asyncDispose]();
-      await relay[Symbol.asyncDispose]();
-    },
-  };
-}
-
-/** The provider's userinfo for `accessToken`: the token is real. */
-async function userinfo(issuer: string, accessToken: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
-  const body = await response.json();
-  assert.equal(response.status, 200, JSON.stringify(body));
-  return body;
-}
 
 test("client.ts login prints the token response once a person signs in with Chromium, and the token works", async () => {
   await using world = await setup();

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { OAuthConnectionError } from "../src/client/errors.ts";
 import { waitForCode } from "../src/client/wait.ts";
+import { readEvents } from "./support/events.ts";
 import { ignoreWithoutNginx, startNginx } from "./support/nginx.ts";
 import { type ClusterRelay, ignoreWithoutRedis, type RedisServer, startRedis, startRelays } from "./support/redis.ts";
 
@@ -30,31 +31,7 @@ function postWait(url: string, body: Record<string, unknown>): Promise<Response>
 async function openStream(url: string, request: Record<string, unknown>) {
   const response = await postWait(url, request);
   assert.equal(response.status, 200, `POST /v1/wait at ${url}: ${response.status}`);
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  return {
-    /** The next event (comments skipped), or null at the end of the stream. */
-    async next(): Promise<{ event: string; data: Record<string, unknown> } | null> {
-      for (;;) {
-        const end = buffer.indexOf("\n\n");
-        if (end !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (block.startsWith(":")) continue;
-          return {
-            event: /^event: (.*)$/m.exec(block)![1],
-            data: JSON.parse(/^data: (.*)$/m.exec(block)![1]),
-          };
-        }
-        const { done, value } = await reader.read();
-        if (done) return null;
-        buffer += value;
-      }
-    },
-    async close() {
-      await reader.cancel().catch(() => {});
-    },
-  };
+  return readEvents(response.body!);
 }
 
 /** Asks every 50 ms until `check` holds (no event says when a dead relay's keys expire), or fails after `ms`. */

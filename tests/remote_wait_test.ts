@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { OAuthRelayError } from "../src/client/errors.ts";
 import { waitForCode } from "../src/client/wait.ts";
 import { body, startTestRelay, type TestRelay, wait } from "./helpers.ts";
+import { readEvents } from "./support/events.ts";
 
 const TOKEN = "remote-client-token-0123456789abcdef";
 const OTHER = "another-client-token-0123456789abcdef";
@@ -26,34 +27,14 @@ async function openStream(relay: TestRelay, request: Record<string, unknown>, to
     body: JSON.stringify(request),
     signal: aborter.signal,
   });
-  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
+  const events = readEvents(response.body!);
   return {
     response,
-    /** The next event (comments skipped), or null at the end of the stream. */
-    async next(): Promise<{ event: string; data: Record<string, unknown> } | null> {
-      for (;;) {
-        const end = buffer.indexOf("\n\n");
-        if (end !== -1) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (block.startsWith(":")) continue;
-          const event = /^event: (.*)$/m.exec(block)![1];
-          return { event, data: JSON.parse(/^data: (.*)$/m.exec(block)![1]) };
-        }
-        const { done, value } = await reader.read();
-        if (done) return null;
-        buffer += value;
-      }
-    },
-    /** The raw text of the next chunk, comments included. */
-    async chunk(): Promise<string> {
-      const { value } = await reader.read();
-      return value ?? "";
-    },
+    next: events.next,
+    chunk: events.chunk,
     cut() {
       aborter.abort();
-      reader.cancel().catch(() => {});
+      events.close();
     },
   };
 }

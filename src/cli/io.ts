@@ -178,6 +178,30 @@ export function usageError(io: CliIo, message: string): number {
 }
 
 /**
+ * Reports what `node:util`'s `parseArgs` threw as bad usage, in one line
+ * (it spreads some messages over lines), and returns {@linkcode EXIT.USAGE}.
+ *
+ * @param io Where to write.
+ * @param error What `parseArgs` threw.
+ * @returns {@linkcode EXIT.USAGE} (2).
+ *
+ * @example
+ * ```ts
+ * import { flagsError } from "./io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const stderr: string[] = [];
+ * const io = { stdout: () => {}, stderr: (text: string) => stderr.push(text) };
+ * assert.equal(flagsError(io, new TypeError("Unknown option '--x'.\nTo specify a positional argument, use '--'.")), 2);
+ * assert.deepEqual(stderr, ["oauth-relay: Unknown option '--x'. To specify a positional argument, use '--'; see --help"]);
+ * ```
+ */
+export function flagsError(io: CliIo, error: unknown): number {
+  const message = error instanceof Error ? error.message.split("\n").join(" ") : String(error);
+  return usageError(io, message.replace(/\.$/, ""));
+}
+
+/**
  * Characters JSON leaves raw that a terminal acts on or that change how text
  * reads: DEL and C1 controls (U+009B starts a terminal command), bidi
  * overrides and isolates, zero-width marks, line and paragraph separators.

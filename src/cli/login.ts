@@ -14,7 +14,7 @@ import { LOGIN_ERROR_CODES, LoginError, type LoginErrorCode } from "../login/err
 import { isProviderName, PROVIDERS } from "../login/providers.ts";
 import { renderQr, type TerminalQr } from "../login/qr.ts";
 import { startCountdown } from "./countdown.ts";
-import { type CliIo, type Command, EXIT, terminalJson, usageError } from "./io.ts";
+import { type CliIo, type Command, EXIT, flagsError, terminalJson, usageError } from "./io.ts";
 import { RELAY_FLAGS, RELAY_FLAGS_HELP, relaySettings } from "./relay_flags.ts";
 import { checkSecretFile, SecretFileError, writeSecretFile } from "./secret_file.ts";
 
@@ -139,8 +139,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
       },
     }));
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n").join(" ") : String(error);
-    return usageError(io, message.replace(/\.$/, ""));
+    return flagsError(io, error);
   }
   if (values.help) {
     io.stdout(usage);

@@ -9,7 +9,7 @@ import { OAuthConnectionError, OAuthRelayError, OAuthTimeoutError } from "../cli
 import { waitForCode } from "../client/wait.ts";
 import { readableEnv } from "../client/env.ts";
 import { ConfigError, reader, type Settings } from "../client/settings.ts";
-import { type CliIo, type Command, EXIT, terminalJson, usageError } from "./io.ts";
+import { type CliIo, type Command, EXIT, flagsError, terminalJson, usageError } from "./io.ts";
 import { RELAY_FLAGS, RELAY_FLAGS_HELP, relaySettings } from "./relay_flags.ts";
 
 const HELP = `Waits for one OAuth callback at the relay and prints the code on stdout.
@@ -54,9 +54,7 @@ async function run(args: string[], io: CliIo, usage: string): Promise<number> {
       },
     }));
   } catch (error) {
-    // node:util spreads some messages over lines; a person gets one.
-    const message = error instanceof Error ? error.message.split("\n").join(" ") : String(error);
-    return usageError(io, message.replace(/\.$/, ""));
+    return flagsError(io, error);
   }
   if (values.help) {
     io.stdout(usage);

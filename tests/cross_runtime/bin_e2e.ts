@@ -14,10 +14,9 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../../src/cli/io.ts";
-import { startTestRelay } from "../helpers.ts";
 import { authorizeInBrowser, HAS_CHROMIUM, launchBrowser } from "../support/browser.ts";
-import { runLogin } from "../support/login_cli.ts";
-import { PUBLIC_CLIENT, startOidcProvider } from "../support/oidc_provider.ts";
+import { loginWorld as setup, runLogin, userinfo } from "../support/login_cli.ts";
+import { PUBLIC_CLIENT } from "../support/oidc_provider.ts";
 
 const BIN = Deno.env.get("CROSS_RUNTIME_BIN");
 if (!BIN) throw new Error("CROSS_RUNTIME_BIN is not set: run this file with tests/cross_runtime/run.ts");
@@ -34,29 +33,6 @@ function installed(command: string): boolean {
 if (!HAS_CHROMIUM) console.warn("Skipping the login tests of the package's command: chromium is not installed");
 const HAS_BUN = installed("bun");
 if (!HAS_BUN) console.warn("Skipping the login test of the package's command under Bun: bun is not installed");
-
-/** A relay, a provider whose clients redirect to it, and the CLI's environment to use both. */
-async function setup() {
-  const relay = await startTestRelay();
-  const provider = await startOidcProvider({ redirectUris: [`${relay.url}/oauth/callback`] });
-  return {
-    relay,
-    provider,
-    env: { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! },
-    async [Symbol.asyncDispose]() {
-      await provider[Symbol.asyncDispose]();
-      await relay[Symbol.asyncDispose]();
-    },
-  };
-}
-
-/** The provider's userinfo for `accessToken`: the token is real. */
-async function userinfo(issuer: string, accessToken: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
-  const body = await response.json();
-  assert.equal(response.status, 200, JSON.stringify(body));
-  return body;
-}
 
 for (const runtime of ["node", "bun"]) {
   Deno.test({

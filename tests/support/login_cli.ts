@@ -6,6 +6,10 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { startTestRelay } from "../helpers.ts";
+import { startOidcProvider } from "./oidc_provider.ts";
+
 const CLIENT = new URL("../../client.ts", import.meta.url).pathname;
 
 /** The permissions of the `login` task. */
@@ -72,4 +76,32 @@ export function runLogin(
       await output;
     },
   };
+}
+
+/**
+ * A relay, a provider whose clients redirect to it, and the CLI's environment to use both.
+ *
+ * @param par Whether the provider offers pushed authorization requests.
+ */
+export async function loginWorld(par = true) {
+  const relay = await startTestRelay();
+  const provider = await startOidcProvider({ redirectUris: [`${relay.url}/oauth/callback`], par });
+  return {
+    relay,
+    provider,
+    /** The relay's public URL is its redirect URI's base; the socket is the coordinator's. */
+    env: { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! },
+    async [Symbol.asyncDispose]() {
+      await provider[Symbol.asyncDispose]();
+      await relay[Symbol.asyncDispose]();
+    },
+  };
+}
+
+/** The provider's userinfo for `accessToken`: the token is real. */
+export async function userinfo(issuer: string, accessToken: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  return body;
 }
