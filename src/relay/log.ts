@@ -17,6 +17,8 @@ export interface Logger {
   error(message: string): void;
   /** Whether DEBUG lines are written, to skip building them otherwise. */
   readonly debugEnabled: boolean;
+  /** Whether INFO lines are written: the lines of every registration and delivery are skipped unbuilt otherwise. */
+  readonly infoEnabled: boolean;
   /**
    * Logs a line a stranger can repeat at will (an unmatched callback, a wrong
    * token, a shed connection): the first few of each `kind` per interval,
@@ -54,6 +56,7 @@ export function createLogger(
   return {
     ...write,
     debugEnabled: rank === 0,
+    infoEnabled: rank <= 1,
     limited(level, kind, message) {
       let window = windows.get(kind);
       if (!window) {

@@ -11,12 +11,12 @@ import {
   DEFAULT_MAX_TIMEOUT_SECONDS,
   ERROR_CODES,
   type ErrorCode,
-  MAX_TIMER_MS,
   type OAuthCallbackResult,
   PROTOCOL_VERSION,
   type RegisterMessage,
   type RelayMessage,
 } from "../protocol/mod.ts";
+import { type Deadline, deadlines } from "./deadlines.ts";
 import { type Logger, quote, redactCode } from "./log.ts";
 import { RegistrationError, type Registry, type RemoteTicket, type Waiter } from "./registry/registry.ts";
 
@@ -76,8 +76,8 @@ export class ClientWaiter implements Waiter {
   /** Settles once `registered` is written (or the wait ended): a callback never goes out before it. */
   readonly #announced = Promise.withResolvers<void>();
   #wasAnnounced = false;
-  #registerDeadline: ReturnType<typeof setTimeout> | undefined;
-  #expiry: ReturnType<typeof setTimeout> | undefined;
+  #registerDeadline: Deadline | undefined;
+  #expiry: Deadline | undefined;
   #closed: Promise<void> | undefined;
   readonly #link: WaiterLink;
   readonly #policy: WaiterPolicy;
@@ -92,9 +92,9 @@ export class ClientWaiter implements Waiter {
   constructor(link: WaiterLink, policy: WaiterPolicy) {
     this.#link = link;
     this.#policy = policy;
-    this.#registerDeadline = setTimeout(
-      () => this.end(ERROR_CODES.IDLE, "No registration received in time; send a register message first"),
+    this.#registerDeadline = deadlines.after(
       policy.registerTimeoutMs,
+      () => this.end(ERROR_CODES.IDLE, "No registration received in time; send a register message first"),
     );
   }
 
@@ -169,7 +169,7 @@ export class ClientWaiter implements Waiter {
       if (this.#phase === "done") await registry.release(this);
       return;
     }
-    logger.info(`Client registered for state: ${quote(this.#state)} (${this.#link.peer})`);
+    if (logger.infoEnabled) logger.info(`Client registered for state: ${quote(this.#state)} (${this.#link.peer})`);
     await this.#registered(seconds);
   }
 
@@ -227,10 +227,10 @@ export class ClientWaiter implements Waiter {
 
   async #registered(seconds: number): Promise<void> {
     this.#phase = "registered";
-    clearTimeout(this.#registerDeadline);
-    // Every waiter is held for minutes: keep nothing it no longer needs (a cleared timer is an object too).
+    deadlines.cancel(this.#registerDeadline);
+    // Every waiter is held for minutes: keep nothing it no longer needs.
     this.#registerDeadline = undefined;
-    this.#expiry = setTimeout(() => this.#expire(), Math.min(seconds * 1000, MAX_TIMER_MS));
+    this.#expiry = deadlines.after(seconds * 1000, () => this.#expire());
     await this.#link.send({ v: PROTOCOL_VERSION, type: "registered", state: this.#state, timeout: seconds });
     this.#wasAnnounced = true;
     this.#announced.resolve();
@@ -251,7 +251,7 @@ export class ClientWaiter implements Waiter {
     const delivered = await this.#link.send({ v: PROTOCOL_VERSION, type: "callback", result });
     const { logger } = this.#policy;
     if (delivered) {
-      logger.info(`OAuth callback delivered to client for state: ${quote(this.#state)}`);
+      if (logger.infoEnabled) logger.info(`OAuth callback delivered to client for state: ${quote(this.#state)}`);
       if (logger.debugEnabled) logger.debug(`Delivered ${redactCode(result.code)} for state ${quote(this.#state)}`);
     }
     // Closing after the callback is immediate; the HTTP answer need not wait for it.
@@ -300,7 +300,7 @@ export class ClientWaiter implements Waiter {
     this.#phase = "done";
     this.#wasAnnounced = true;
     this.#announced.resolve();
-    clearTimeout(this.#registerDeadline);
-    clearTimeout(this.#expiry);
+    deadlines.cancel(this.#registerDeadline);
+    deadlines.cancel(this.#expiry);
   }
 }

@@ -82,6 +82,7 @@ async function relayChild(options: ChildOptions): Promise<void> {
       if (level === "error") error(message);
     },
     debugEnabled: false,
+    infoEnabled: true,
   };
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "oauth-relay-stress-" });
   const settings: Settings = {

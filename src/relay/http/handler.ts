@@ -8,6 +8,7 @@
 import type { CoordinatorAddress, Settings } from "../../client/settings.ts";
 import { DEFAULT_MAX_BODY_BYTES, WAIT_PATH } from "../../protocol/mod.ts";
 import { addParam, AmbiguousCallbackError, type CallbackParams, extractCallback } from "./extract.ts";
+import { deadlines } from "../deadlines.ts";
 import { type Logger, quote, redactCode } from "../log.ts";
 import {
   alreadyCompletedPage,
@@ -90,10 +91,10 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
   const reader = request.body.getReader();
   // A sender that dribbles its body must not hold the request open (docs/security.md rule 10).
   let late = false;
-  const deadline = setTimeout(() => {
+  const deadline = deadlines.after(timeoutMs, () => {
     late = true;
     reader.cancel().catch(() => {});
-  }, timeoutMs);
+  });
   try {
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
@@ -120,7 +121,7 @@ async function readBody(request: Request, maxBytes: number, timeoutMs: number): 
       size += value.length;
     }
   } finally {
-    clearTimeout(deadline);
+    deadlines.cancel(deadline);
     reader.releaseLock();
   }
   return body.subarray(0, size);

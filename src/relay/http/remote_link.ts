@@ -11,6 +11,7 @@
 
 import { createHash } from "node:crypto";
 import type { CallbackMessage, RelayMessage } from "../../protocol/mod.ts";
+import { type Deadline, deadlines } from "../deadlines.ts";
 import { type Logger, quote } from "../log.ts";
 import type { RegistrationError, RegistrationLimit, RemoteTicket } from "../registry/registry.ts";
 import { streamingResponse } from "./serve.ts";
@@ -75,7 +76,7 @@ export class RemoteLink implements WaiterLink {
   #held: CallbackMessage | undefined;
   /** When a delivered callback stops being kept (epoch ms). */
   #keptUntil: number | undefined;
-  #grace: ReturnType<typeof setTimeout> | undefined;
+  #grace: Deadline | undefined;
   #gone = false;
   #limit: RegistrationLimit | undefined;
   /** Settles the current stream's end, for the connection's books. */
@@ -175,7 +176,7 @@ export class RemoteLink implements WaiterLink {
    */
   attach(): Response {
     this.#end();
-    clearTimeout(this.#grace);
+    deadlines.cancel(this.#grace);
     this.#grace = undefined;
     const response = this.#stream();
     if (this.#held) {
@@ -194,7 +195,7 @@ export class RemoteLink implements WaiterLink {
 
   /** The client cancelled its wait: the registration goes at once. */
   cancel(): void {
-    clearTimeout(this.#grace);
+    deadlines.cancel(this.#grace);
     this.#end();
     this.waiter?.gone();
     this.#forget();
@@ -247,7 +248,7 @@ export class RemoteLink implements WaiterLink {
 
   #startGrace(ms = this.#options.graceMs): void {
     if (this.#grace !== undefined || this.#gone) return;
-    this.#grace = setTimeout(() => {
+    this.#grace = deadlines.after(ms, () => {
       this.#grace = undefined;
       this.#options.logger.info(
         `Remote registration for state ${quote(this.state)} expired: nobody resumed it within the grace period`,
@@ -255,13 +256,13 @@ export class RemoteLink implements WaiterLink {
       // Nobody came back: the registration (or the kept callback) is dropped.
       if (!this.#held) this.waiter?.gone();
       this.#forget();
-    }, ms);
+    });
   }
 
   #forget(): void {
     if (this.#gone) return;
     this.#gone = true;
-    clearTimeout(this.#grace);
+    deadlines.cancel(this.#grace);
     this.#opening?.resolve({ kind: "refused", code: "unavailable", message: "The registration ended" });
     this.#options.onGone();
   }
