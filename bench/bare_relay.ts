@@ -11,12 +11,21 @@
  * with `{"state": S}` answers an event stream that says `registered` at once; the callback for `S`
  * enqueues one `callback` event and ends that stream. No token, no resume, no heartbeat.
  *
+ * With `BARE_WITH=engine,page` in the environment it adds two parts of the relay's design, so that the
+ * benchmark can tell what they cost from what the relay's own code costs: `engine` serves HTTP through the
+ * relay's flood-guarded engine (`src/relay/http/serve.ts`) instead of `Deno.serve`, and `page` answers a
+ * delivering callback with the relay's "complete" page and its security headers instead of `ok`.
+ *
  * Usage: `bare_relay.ts HTTP_PORT unix PATH`, `bare_relay.ts HTTP_PORT tcp PORT`, `bare_relay.ts HTTP_PORT http`
  * or `bare_relay.ts HTTP_PORT https CERT_FILE KEY_FILE`.
  * Prints `{"id":0,"ev":"listening"}` once it listens; stops when stdin closes.
  *
  * @module
  */
+
+import { completePage, fixedPage } from "../src/relay/http/pages.ts";
+import { serveHttp } from "../src/relay/http/serve.ts";
+import { createLogger } from "../src/relay/log.ts";
 
 const [httpPort, transport, where, keyFile] = Deno.args;
 const remote = transport === "http" || transport === "https";
@@ -76,12 +85,10 @@ async function waitRoute(request: Request): Promise<Response> {
   return new Response(body, { headers: EVENT_STREAM });
 }
 
-const server = Deno.serve({
-  hostname: "127.0.0.1",
-  port: Number(httpPort),
-  ...(transport === "https" ? { cert: Deno.readTextFileSync(where), key: Deno.readTextFileSync(keyFile) } : {}),
-  onListen: () => console.log(JSON.stringify({ id: 0, ev: "listening" })),
-}, async (request) => {
+const WITH = new Set((Deno.env.get("BARE_WITH") ?? "").split(",").filter(Boolean));
+const page = WITH.has("page") ? fixedPage(completePage()) : () => new Response("ok");
+
+const handler = async (request: Request): Promise<Response> => {
   if (request.method === "POST") return await waitRoute(request);
   const state = param(request.url, "state");
   const code = param(request.url, "code");
@@ -97,8 +104,26 @@ const server = Deno.serve({
   if (!conn) return new Response("no waiter", { status: 404 });
   waiting.delete(state);
   await conn.write(encoder.encode(code + "\n"));
-  return new Response("ok");
-});
+  return page();
+};
+
+const tls = transport === "https"
+  ? { cert: Deno.readTextFileSync(where), key: Deno.readTextFileSync(keyFile) }
+  : undefined;
+const onListen = () => console.log(JSON.stringify({ id: 0, ev: "listening" }));
+const server = WITH.has("engine")
+  ? serveHttp({
+    hostname: "127.0.0.1",
+    port: Number(httpPort),
+    tls,
+    handler,
+    onError: () => new Response("error", { status: 500 }),
+    busyResponse: () => new Response("busy", { status: 503 }),
+    logger: createLogger("warn"),
+    maxConnections: 4000,
+  })
+  : Deno.serve({ hostname: "127.0.0.1", port: Number(httpPort), ...(tls ?? {}), onListen }, handler);
+if (WITH.has("engine")) onListen();
 
 /** The value of `name` in a URL the load generator built (no escapes, no repeats). */
 function param(url: string, name: string): string {

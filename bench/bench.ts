@@ -424,10 +424,19 @@ interface MemoryPoint {
 }
 
 /**
- * What serves the callbacks: the relay, or the bare delivery floor
- * (`bare_relay.ts` and `waiters.ts --bare`).
+ * What serves the callbacks: the relay, the bare delivery floor
+ * (`bare_relay.ts` and `waiters.ts --bare`), or that floor with the two parts
+ * of the relay's design it does without (`design`): the flood-guarded HTTP
+ * engine (`src/relay/http/serve.ts`) and the callback page with its security
+ * headers. The difference between the last two is what the relay's own code costs.
  */
-type Kind = "relay" | "bare";
+type Kind = "relay" | "bare" | "design";
+
+/** Whether `kind` is one of the delivery floors (bare processes, no relay). */
+const isFloor = (kind: Kind) => kind !== "relay";
+
+/** The delivery floor's parts of the relay's design in the `design` column (`bare_relay.ts`, `BARE_WITH`). */
+const DESIGN_PARTS = "engine,page";
 
 /** One relay (or bare delivery floor) under measurement, with its waiter processes. */
 class RelayBench {
@@ -481,13 +490,14 @@ class RelayBench {
       this.peer = this.#spawnRelay(mode, dir, `${dir}/${kind}-${mode}-a.sock`, tcpPort, maxWaiting, this.httpPort, "a");
       this.#ownPort = freePort();
     }
-    this.relay = kind === "bare"
-      ? spawn(`bare delivery (${mode})`, [
+    this.relay = isFloor(kind)
+      ? spawn(`bare delivery (${kind}, ${mode})`, [
         "run",
         "-q",
         "--allow-net",
         `--allow-read=${dir}`,
         `--allow-write=${dir}`,
+        "--allow-env=BARE_WITH",
         ...profileFlags(`bare-${mode}`),
         `${HERE}bare_relay.ts`,
         String(this.httpPort),
@@ -497,7 +507,7 @@ class RelayBench {
           : mode === "http"
           ? []
           : [mode === "tcp" ? String(tcpPort) : socketPath]),
-      ])
+      ], { BARE_WITH: kind === "design" ? DESIGN_PARTS : "" })
       : this.#spawnRelay(mode, dir, socketPath, tcpPort, maxWaiting, this.#ownPort ?? this.httpPort);
     const settings = isRemote(mode)
       ? { relayUrl: `${mode}://127.0.0.1:${this.httpPort}`, clientToken: CLIENT_TOKEN }
@@ -518,7 +528,7 @@ class RelayBench {
         ...profileFlags(`waiters-${kind}-${mode}-${i}`),
         `${HERE}waiters.ts`,
         JSON.stringify(settings),
-        ...(kind === "bare" ? ["--bare"] : []),
+        ...(isFloor(kind) ? ["--bare"] : []),
         // The waiters trust the throwaway CA as a user trusts a private one: DENO_CERT.
       ], mode === "https" ? { DENO_CERT: tlsFiles!.caFile } : {}));
     }
@@ -576,7 +586,7 @@ class RelayBench {
   }
 
   async start(): Promise<void> {
-    if (this.kind === "bare") await this.relay.reply(0, "listening");
+    if (isFloor(this.kind)) await this.relay.reply(0, "listening");
     else await untilListening(this.relay, this.#ownPort ?? this.httpPort);
     if (this.peer) await untilListening(this.peer, this.httpPort);
     await this.reconnect();
@@ -674,7 +684,7 @@ class RelayBench {
       this.#idle.push({ process, id });
       this.#idleCount += count;
     }
-    if (this.kind === "bare") return;
+    if (isFloor(this.kind)) return;
     const health = await healthOf(this.mode, this.httpPort);
     check(health.waiting === this.#idleCount, `The relay reports ${health.waiting} waiting, expected ${target}`);
   }
@@ -720,7 +730,9 @@ async function measureRelay(mode: Mode, kind: Kind, dir: string, socketMaxWaitin
   const remote = isRemote(mode);
   const maxWaiting = remote ? Math.min(REMOTE_WAITING, socketMaxWaiting) : socketMaxWaiting;
   const bench = new RelayBench(mode, kind, dir, maxWaiting);
-  const label = `${kind === "bare" ? "delivery floor" : "relay"}, ${mode}`;
+  const label = `${
+    { bare: "delivery floor", design: "delivery floor with engine and page", relay: "relay" }[kind]
+  }, ${mode}`;
   progress(`${label}: warm-up`);
   await bench.start();
 
@@ -746,11 +758,6 @@ async function measureRelay(mode: Mode, kind: Kind, dir: string, socketMaxWaitin
       : plan.deliveryRounds;
     for (let round = 0; round < roundCount; round++) rounds.push(await bench.deliveries(batch));
   };
-  // Remote columns run the deliveries first (batches of 200, like a longer warm-up) and never release
-  // their idle waiters: aborting many remote waits at once left some `waitForCode` calls unsettled
-  // for minutes (see docs/performance.md); stopping the waiter process ends them instead.
-  if (remote) await measureDeliveries();
-
   const rssBaseline = await bench.relay.rss();
   const latency: LatencySeries[] = [];
   const memory: MemoryPoint[] = [];
@@ -779,10 +786,12 @@ async function measureRelay(mode: Mode, kind: Kind, dir: string, socketMaxWaitin
     await bench.topUpIdle(maxWaiting);
     await memoryPoint();
   }
-  if (!remote) {
-    await bench.releaseIdle();
-    await measureDeliveries();
-  }
+  // Deliveries come after the memory points, so that those count memory the waiters newly take: run
+  // first, a thousand streams at once would leave the allocator holding their memory for the idle ones.
+  // Remote columns never release their idle waiters (aborting many remote waits at once left some
+  // `waitForCode` calls unsettled for minutes); stopping the waiter process ends them instead.
+  if (!remote) await bench.releaseIdle();
+  await measureDeliveries();
   const count = rounds.reduce((sum, round) => sum + round.count, 0);
   const seconds = rounds.reduce((sum, round) => sum + round.seconds, 0);
   const cpuUs: Record<string, CpuTime> = {};
@@ -839,7 +848,7 @@ interface Target {
 type FloorResult = Awaited<ReturnType<typeof measureFloor>>;
 type RelayResult = Awaited<ReturnType<typeof measureRelay>>;
 /** Per mode: the delivery floor and the relay. */
-type ModeResults = Partial<Record<Mode, { bare?: RelayResult; relay: RelayResult }>>;
+type ModeResults = Partial<Record<Mode, { bare?: RelayResult; design?: RelayResult; relay: RelayResult }>>;
 
 const latencyAt = (result: RelayResult, others: number) =>
   result.latency.find((series) => series.otherWaiting === others);
@@ -865,7 +874,10 @@ function remoteRatios(results: ModeResults, result: RelayResult) {
   return { latency, memory };
 }
 
-function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
+/** User and kernel time together. */
+const cpuTotal = (time: CpuTime) => time.user + time.system;
+
+function targetsOf(floor: FloorResult, catcher: CatcherResult, results: ModeResults): Target[] {
   const targets: Target[] = [];
   for (const [mode, { relay }] of Object.entries(results) as Array<[Mode, { relay: RelayResult }]>) {
     const add = (name: string, value: number, limit: string, met: boolean) =>
@@ -889,6 +901,21 @@ function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
     }
     const share = relay.throughput.perSecond / floor.throughput.perSecond;
     add("deliveries/s / floor requests/s", share, "≥ 0.5", share >= 0.5);
+    const bare = results[mode]?.bare;
+    if (bare && !isRemote(mode)) {
+      // Performance II, over the sockets: against the delivery floor, the catcher and the bare round trip.
+      const deliveries = relay.throughput.perSecond / bare.throughput.perSecond;
+      add("deliveries/s / delivery floor's", deliveries, "≥ 0.75", deliveries >= 0.75);
+      const cpu = cpuTotal(relay.throughput.cpuUs.relay) / cpuTotal(bare.throughput.cpuUs.relay);
+      add("relay CPU per delivery / delivery floor's", cpu, "≤ 1.5", cpu <= 1.5);
+      for (const series of relay.latency) {
+        const others = int(series.otherWaiting);
+        const catcherRatio = series.latencyUs.p50 / catcher.latencyUs.p50;
+        add(`latency p50 / in-process catcher's p50, ${others} other waiting`, catcherRatio, "< 1", catcherRatio < 1);
+        const roundTrips = series.latencyUs.p50 / floor.roundTripUs.p50;
+        add(`latency p50 / floor round-trip p50, ${others} other waiting`, roundTrips, "≤ 3", roundTrips <= 3);
+      }
+    }
     for (const point of relay.memory) {
       const perWaiter = point.bytesPerWaiter / 1024;
       add(`relay RSS per waiting client at ${int(point.waiting)} (KiB)`, perWaiter, "≤ 4", perWaiter <= 4);
@@ -926,10 +953,10 @@ function targetsOf(floor: FloorResult, results: ModeResults): Target[] {
 type CatcherResult = Awaited<ReturnType<typeof measureCatcher>>;
 
 function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults): string {
-  const columns = (Object.entries(results) as Array<[Mode, { bare?: RelayResult; relay: RelayResult }]>).flatMap((
+  const columns = (Object.entries(results) as Array<[Mode, NonNullable<ModeResults[Mode]>]>).flatMap((
     [mode, kinds],
   ) =>
-    (["bare", "relay"] as const).flatMap((kind) => {
+    (["bare", "design", "relay"] as const).flatMap((kind) => {
       const result = kinds[kind];
       return result ? [{ mode, kind, result }] : [];
     })
@@ -945,7 +972,11 @@ function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults)
   const header = [
     "Measure",
     "HTTP floor",
-    ...columns.map(({ mode, kind }) => `${kind === "bare" ? "Delivery floor" : "Relay"}, ${modeName(mode)}`),
+    ...columns.map(({ mode, kind }) =>
+      `${
+        { bare: "Delivery floor", design: "Delivery floor + the relay's HTTP engine and page", relay: "Relay" }[kind]
+      }, ${modeName(mode)}`
+    ),
   ];
   const rows: string[][] = [];
   /** A row; `cell` gets each column and whether it is the relay (which the targets apply to). */
@@ -967,6 +998,12 @@ function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults)
     const share = result.throughput.perSecond / floor.throughput.perSecond;
     return withMark(ratio(share), isRelay, share >= 0.5);
   });
+  row("↳ ÷ its delivery floor's deliveries/s (target ≥ 0.75 over the sockets)", "", (result, isRelay, mode) => {
+    const bare = results[mode]?.bare;
+    if (!bare || result === bare) return "";
+    const value = result.throughput.perSecond / bare.throughput.perSecond;
+    return withMark(ratio(value), isRelay && !isRemote(mode), value >= 0.75);
+  });
   if (hasRemote && socket) {
     row(`↳ ÷ relay's over the ${modeName(socket.mode)}`, "", (result, _isRelay, mode) => {
       return isRemote(mode) ? ratio(result.throughput.perSecond / socket.result.throughput.perSecond) : "";
@@ -987,9 +1024,17 @@ function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults)
       const value = series.latencyUs.p50 / floor.roundTripUs.p50;
       return withMark(ratio(value), isRelay, value <= 1.2);
     });
-    row("↳ p50 ÷ in-process catcher's p50", "", (result) => {
+    row("↳ p50 ÷ HTTP floor round-trip p50 (target ≤ 3 over the sockets)", "", (result, isRelay, mode) => {
       const series = latencyAt(result, others);
-      return series ? ratio(series.latencyUs.p50 / catcher.latencyUs.p50) : "";
+      if (!series) return "";
+      const value = series.latencyUs.p50 / floor.roundTripUs.p50;
+      return withMark(ratio(value), isRelay && !isRemote(mode), value <= 3);
+    });
+    row("↳ p50 ÷ in-process catcher's p50 (target < 1 over the sockets)", "", (result, isRelay, mode) => {
+      const series = latencyAt(result, others);
+      if (!series) return "";
+      const value = series.latencyUs.p50 / catcher.latencyUs.p50;
+      return withMark(ratio(value), isRelay && !isRemote(mode), value < 1);
     });
     row("↳ relay p50 ÷ its delivery floor's p50", "", (result, isRelay, mode) => {
       const base = results[mode]?.bare;
@@ -1061,6 +1106,18 @@ function table(floor: FloorResult, catcher: CatcherResult, results: ModeResults)
     cpuCell([floor.throughput.cpuUs.server, undefined, floor.throughput.cpuUs.loadgen]),
     ({ throughput: { cpuUs } }) => cpuCell([cpuUs.relay, cpuUs.waiters, cpuUs.loadgen]),
   );
+  row("↳ server CPU ÷ its delivery floor's (target ≤ 1.5 over the sockets)", "", (result, isRelay, mode) => {
+    const bare = results[mode]?.bare;
+    if (!bare || result === bare) return "";
+    const value = cpuTotal(result.throughput.cpuUs.relay) / cpuTotal(bare.throughput.cpuUs.relay);
+    return withMark(ratio(value), isRelay && !isRemote(mode), value <= 1.5);
+  });
+  row("↳ server CPU ÷ the floor's with the relay's engine and page", "", (result, isRelay, mode) => {
+    const design = results[mode]?.design;
+    return isRelay && design
+      ? ratio(cpuTotal(result.throughput.cpuUs.relay) / cpuTotal(design.throughput.cpuUs.relay))
+      : "";
+  });
   row(
     "↳ of which in the kernel",
     kernelCell([floor.throughput.cpuUs.server, undefined, floor.throughput.cpuUs.loadgen]),
@@ -1101,10 +1158,12 @@ try {
     // The Redis column has no delivery floor of its own: it is held against the single relay's figures.
     results[mode] = mode === "redis" ? { relay: await measureRelay(mode, "relay", dir, maxWaiting) } : {
       bare: await measureRelay(mode, "bare", dir, maxWaiting),
+      // Over the Unix socket, the floor with the relay's engine and page too: what the relay's own code costs.
+      ...(mode === "unix" ? { design: await measureRelay(mode, "design", dir, maxWaiting) } : {}),
       relay: await measureRelay(mode, "relay", dir, maxWaiting),
     };
   }
-  const targets = targetsOf(floor, results);
+  const targets = targetsOf(floor, catcher, results);
   const seconds = (performance.now() - started) / 1000;
   const command = `deno task bench${Deno.args.length ? " " + Deno.args.join(" ") : ""}`;
   const report = table(floor, catcher, results);
