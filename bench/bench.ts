@@ -517,7 +517,9 @@ class RelayBench {
     // Over TLS a process's waits share one HTTP/2 connection, which takes at most 200 streams at once
     // (hyper's default, which Deno's server keeps): the rest would queue behind them, never registering.
     this.perProcess = mode === "https" ? Math.min(waitersPerProcess, H2_WAITERS_PER_PROCESS) : waitersPerProcess;
-    const processes = Math.max(1, Math.ceil((maxWaiting + 1) / this.perProcess));
+    // The first process holds the latency and delivery waiters, the others the idle ones: over TLS a
+    // process takes only so many streams, and a batch of deliveries must not queue behind idle waiters.
+    const processes = 1 + Math.max(1, Math.ceil(maxWaiting / this.perProcess));
     for (let i = 1; i <= processes; i++) {
       this.waiterProcesses.push(spawn(`waiters ${i} (${kind}, ${mode})`, [
         "run",
@@ -679,7 +681,8 @@ class RelayBench {
       const index = Math.floor(this.#idleCount / this.perProcess);
       const room = (index + 1) * this.perProcess - this.#idleCount;
       const count = Math.min(room, target - this.#idleCount);
-      const process = this.waiterProcesses[index];
+      // Process 0 is the latency and delivery waiters' (see the constructor).
+      const process = this.waiterProcesses[index + 1];
       const { id } = await this.register(process, count, true);
       this.#idle.push({ process, id });
       this.#idleCount += count;
