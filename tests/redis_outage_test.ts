@@ -274,3 +274,37 @@ Deno.test({
     assert.equal((await waiter).code, "LOST-CODE", "not lost with the take's answer");
   },
 });
+
+Deno.test({
+  name:
+    "Redis back empty while one relay has not re-asserted yet: a callback for its waiter is 'reload', never 'nobody waits'",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 2);
+    const [a, b] = cluster.relays;
+    const waiter = waitAt({ socketPath: b.socketPath }, "at-b");
+    await waiter.registered;
+
+    // B stands still through the restart, so only A re-asserts (nothing: it holds no waiter).
+    b.freeze();
+    try {
+      await redis.kill();
+      await redis.start();
+      await a.logged(/Re-asserted the 0 registration\(s\)/);
+      const early = await callback(a.url, { code: "EARLY", state: "at-b" });
+      assert.equal(early.status, 503, "Redis does not know B's waiter yet: not 404");
+      assert.ok(Number(early.headers.get("retry-after")) > 0);
+      assert.match(await early.text(), /Reload this page in a moment/);
+    } finally {
+      b.thaw();
+    }
+    await b.logged(/Re-asserted the 1 registration\(s\)/);
+    // The person reloads.
+    const reload = await callback(a.url, { code: "AFTER", state: "at-b" });
+    assert.equal(reload.status, 200);
+    await reload.text();
+    assert.equal((await waiter.result).code, "AFTER");
+    assert.equal(waiter.settled(), true);
+  },
+});

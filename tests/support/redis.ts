@@ -277,6 +277,10 @@ export interface ClusterRelay {
   health(): Promise<{ status: number; body: Record<string, unknown> & { waiting: number | null } }>;
   /** SIGKILL, and waits for its exit. */
   kill(): Promise<void>;
+  /** Freezes it (SIGSTOP): its connections stay open, it does nothing. */
+  freeze(): void;
+  /** Lets a frozen relay go on (SIGCONT). */
+  thaw(): void;
   /** Its whole log, once it has exited (after `kill` or the cluster's dispose). */
   readonly log: Promise<string>;
 }
@@ -330,6 +334,8 @@ export async function startRelays(redisUrl: string, count: number, env: Record<s
           } catch { /* exited */ }
           await server.exited;
         },
+        freeze: () => server.child.kill("SIGSTOP"),
+        thaw: () => server.child.kill("SIGCONT"),
         log: server.exited.then(({ stderr }) => stderr),
       });
     }

@@ -363,6 +363,14 @@ export class RedisRegistry implements Registry {
     switch (reply[0]) {
       case "none":
         return "no_waiter";
+      case "settling":
+        this.#logger.limited(
+          "info",
+          "callbacks answered 503 while the relays re-assert",
+          `No registration for state ${quote(result.state)} while the relays re-assert theirs after Redis lost them; ` +
+            "answered 503 (reload)",
+        );
+        return "unavailable";
       case "already":
         return "already_delivered";
       case "kept":
@@ -528,6 +536,7 @@ export class RedisRegistry implements Registry {
           this.#liveMs,
           this.#graceMs,
           "beat",
+          this.#beats > 0 ? "known" : "new",
         ]);
         // Redis lost this relay's keys (restarted empty, flushed, or cut off for longer than the grace period),
         // or this relay was late enough for the others to count it dead and drop its socket registrations.

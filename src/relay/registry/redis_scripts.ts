@@ -13,6 +13,7 @@
  * | `P i:ID`       | string | relay ID's last heartbeat (Redis time, ms; 0: retired)   | live + grace after the beat   |
  * | `P clock`      | string | the last heartbeat of any relay                          | a day                         |
  * | `P amnesty`    | string | until when nobody counts as dead (Redis stood still)     | live                          |
+ * | `P settling`   | string | Redis lost the registrations; relays are re-asserting    | 2 × live after the last loss  |
  * | `P instances`  | set    | relay ids, to count waiters and sweep dead relays        | until swept                   |
  * | `P b:ID`       | hash   | ID's waiting registrations: `s` socket, `r` remote, `t:FP` per token | as `i:ID`         |
  * | `P o:ID`       | set    | the states ID holds, to sweep them once ID is gone       | live + grace + 60 s           |
@@ -168,6 +169,8 @@ local rec = record(key)
 if rec and stale(rec, now, live) then drop(key, rec, s); rec = nil end
 if not rec then
   if s ~= '' and redis.call('EXISTS', P .. 'u:' .. s) == 1 then return {'already'} end
+  -- Redis lost the registrations and not every relay has re-asserted its own yet: nobody can say nobody waits.
+  if redis.call('EXISTS', P .. 'settling') == 1 then return {'settling'} end
   return {'none'}
 end
 if rec.c == '1' then return {'already'} end
@@ -301,7 +304,7 @@ return total
 `;
 
 /**
- * KEYS: `i:me`. ARGV: P, me, live, grace, `beat` or `retire`. Marks this relay alive (or retired: not
+ * KEYS: `i:me`. ARGV: P, me, live, grace, `beat` or `retire`, `known` once this relay has beaten before. Marks this relay alive (or retired: not
  * alive, its remote registrations still resumable for the grace period) and sweeps relays whose heartbeat
  * key expired. Returns 1 when this relay's last heartbeat was in time, 0 when Redis lost it, 2 when it was so
  * late that others may have counted this relay dead.
@@ -313,6 +316,10 @@ local last = redis.call('GET', KEYS[1])
 local had = 1
 -- Gone, or so late that other relays may have counted this one dead and taken its states: re-assert.
 if not last then had = 0 elseif now - tonumber(last) > live and not pardoned(now, live) then had = 2 end
+-- Gone though this relay has beaten before: Redis lost its keys (restarted empty, flushed), the other relays'
+-- too. Until they have all re-asserted theirs (each at its next beat), a callback that finds no registration
+-- answers "reload in a moment", not "nobody waits".
+if not last and ARGV[6] == 'known' then redis.call('SET', P .. 'settling', now, 'PX', 2 * live) end
 local clock = tonumber(redis.call('GET', P .. 'clock') or '0')
 if clock > 0 and now - clock > live then redis.call('SET', P .. 'amnesty', now + live, 'PX', live) end
 redis.call('SET', P .. 'clock', now, 'PX', 86400000)
