@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { OAuthRelayError } from "../src/client/errors.ts";
 import { waitForCode } from "../src/client/wait.ts";
+import { readEvents } from "./support/events.ts";
 import { ignoreWithoutRedis, startRedis, startRelays } from "./support/redis.ts";
 
 const TOKEN = "cluster-client-token-0123456789abcdef";
@@ -165,3 +166,50 @@ async function guard<T>(promise: Promise<T>, ms: number, what: string): Promise<
     clearTimeout(timer);
   }
 }
+
+Deno.test({
+  name:
+    "a cancel (DELETE /v1/wait) sent to another relay than the one holding the stream frees the registration at once",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 2, { OAUTH_CLIENT_TOKENS: TOKEN });
+    const [a, b] = cluster.relays;
+    const opened = await postWait(a.url, { state: "cancelled", timeout: 600 });
+    assert.equal(opened.status, 200);
+    const stream = readEvents(opened.body!);
+    const registered = (await stream.next())!;
+    assert.equal(registered.event, "registered");
+    const cancel = (resume: string) =>
+      fetch(`${b.url}/v1/wait`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+        body: JSON.stringify({ state: "cancelled", resume }),
+      });
+
+    // A wrong secret, at the other relay: the same answer, and nothing moves.
+    const wrong = await cancel("not-the-secret-".padEnd(43, "x"));
+    assert.equal(wrong.status, 204);
+    await wrong.body?.cancel();
+    assert.equal(((await a.health()).body.instance as { waiting: number }).waiting, 1, "A still holds it");
+    const taken = await postWait(b.url, { state: "cancelled" });
+    assert.equal(taken.status, 409, "still taken");
+    await taken.body?.cancel();
+
+    const right = await cancel(String(registered.data.resume));
+    assert.equal(right.status, 204);
+    await right.body?.cancel();
+    // Gone at once, cluster-wide: A's stream ends, and the state can be waited for again.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const open = new Promise<string>((resolve) => timer = setTimeout(() => resolve("still open after 10 s"), 10_000));
+    assert.equal(
+      await Promise.race([stream.next(), open]).finally(() => clearTimeout(timer)),
+      null,
+      "A ended the stream",
+    );
+    assert.equal((await a.health()).body.waiting, 0);
+    const again = await postWait(b.url, { state: "cancelled" });
+    assert.equal(again.status, 200, "the state is free again");
+    await again.body?.cancel();
+  },
+});

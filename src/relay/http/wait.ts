@@ -258,13 +258,26 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
     return await register(body, fingerprint, peer);
   }
 
-  async function cancel(request: Request): Promise<Response> {
+  async function cancel(request: Request, fingerprint: string, peer: string): Promise<Response> {
     const body = await readWaitRequest(request);
     if (typeof body === "string") return refusal(ERROR_CODES.PROTOCOL, body, 400);
     const link = links.get(body.state);
-    if (link && body.resume !== undefined && sameSecret(link.resume, body.resume)) {
-      logger.info(`Client cancelled its wait for state: ${quote(body.state)}`);
-      link.cancel();
+    if (link && !link.gone) {
+      if (body.resume !== undefined && sameSecret(link.resume, body.resume)) {
+        logger.info(`Client cancelled its wait for state: ${quote(body.state)}`);
+        link.cancel();
+      }
+    } else if (body.resume !== undefined) {
+      // Held at another relay sharing the registry (the balancer sent the cancel here): take it over with the
+      // secret, as a resume would, and let it go at once. A wrong secret takes nothing and disturbs nobody.
+      const taken = newLink(body.state, body.resume, fingerprint, peer);
+      const outcome = await taken.waiter!.resume(
+        { v: PROTOCOL_VERSION, type: "register", state: body.state, timeout: body.timeout },
+      );
+      if (outcome === "resumed") {
+        logger.info(`Client cancelled its wait for state: ${quote(body.state)} (held elsewhere)`);
+      }
+      taken.cancel();
     }
     // The same answer whether or not there was such a registration.
     return new Response(null, { status: 204, headers: { "cache-control": "no-store" } });
@@ -286,7 +299,9 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
         );
         return unauthorized(check.reason);
       }
-      return request.method === "POST" ? await post(request, check.fingerprint, peer) : await cancel(request);
+      return request.method === "POST"
+        ? await post(request, check.fingerprint, peer)
+        : await cancel(request, check.fingerprint, peer);
     },
     get size() {
       return links.size;
