@@ -10,6 +10,7 @@ import { OAuthRelayError } from "../src/client/errors.ts";
 import { waitForCode } from "../src/client/wait.ts";
 import { readEvents } from "./support/events.ts";
 import { ignoreWithoutRedis, startRedis, startRelays } from "./support/redis.ts";
+import { within } from "./support/timing.ts";
 
 const TOKEN = "cluster-client-token-0123456789abcdef";
 const ignore = ignoreWithoutRedis();
@@ -146,26 +147,13 @@ Deno.test({
       await wait.registered;
       // B's word travels on A's subscriber connection and can overtake the claim script's reply; a lost
       // word would hold the page for the acknowledgement timeout (2 s) and more.
-      const response = await guard(callback(a.url, { code: `code-${i}`, state }), 1_900, `callback ${i}`);
+      const response = await within(`callback ${i}`, callback(a.url, { code: `code-${i}`, state }), 1_900);
       assert.equal(response.status, 200);
       await response.body?.cancel();
       assert.equal((await wait.result).code, `code-${i}`);
     }
   },
 });
-
-/** Rejects when `promise` has not settled within `ms`: turns a lost message into a failure, not a hang. */
-async function guard<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error(`${what}: no outcome within ${ms} ms`)), ms)
-  );
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 Deno.test({
   name:
@@ -200,13 +188,7 @@ Deno.test({
     assert.equal(right.status, 204);
     await right.body?.cancel();
     // Gone at once, cluster-wide: A's stream ends, and the state can be waited for again.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const open = new Promise<string>((resolve) => timer = setTimeout(() => resolve("still open after 10 s"), 10_000));
-    assert.equal(
-      await Promise.race([stream.next(), open]).finally(() => clearTimeout(timer)),
-      null,
-      "A ended the stream",
-    );
+    assert.equal(await within("A ends the cancelled stream", stream.next()), null);
     assert.equal((await a.health()).body.waiting, 0);
     const again = await postWait(b.url, { state: "cancelled" });
     assert.equal(again.status, 200, "the state is free again");

@@ -10,8 +10,19 @@ import assert from "node:assert/strict";
 import { OAuthConnectionError } from "../src/client/errors.ts";
 import { waitForCode } from "../src/client/wait.ts";
 import { readEvents } from "./support/events.ts";
+import { random, shuffle } from "./support/load.ts";
 import { ignoreWithoutNginx, startNginx } from "./support/nginx.ts";
-import { type ClusterRelay, ignoreWithoutRedis, type RedisServer, startRedis, startRelays } from "./support/redis.ts";
+import {
+  type ClusterRelay,
+  ignoreWithoutRedis,
+  LOAD_RUN,
+  LOAD_SEED,
+  loadRunEnv,
+  type RedisServer,
+  startRedis,
+  startRelays,
+} from "./support/redis.ts";
+import { until } from "./support/timing.ts";
 
 const TOKEN = "failover-client-token-0123456789abcdef";
 
@@ -32,15 +43,6 @@ async function openStream(url: string, request: Record<string, unknown>) {
   const response = await postWait(url, request);
   assert.equal(response.status, 200, `POST /v1/wait at ${url}: ${response.status}`);
   return readEvents(response.body!);
-}
-
-/** Asks every 50 ms until `check` holds (no event says when a dead relay's keys expire), or fails after `ms`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!await check()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** Every key and value Redis holds, as text. */
@@ -76,15 +78,7 @@ Deno.test({
   ignore: ignoreWithoutRedis() || ignoreWithoutNginx(),
   async fn() {
     await using redis = await startRedis();
-    await using cluster = await startRelays(redis.url, 3, {
-      OAUTH_CLIENT_TOKENS: TOKEN,
-      OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
-      // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
-      OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
-      // The relays size their caps to the file limit they read with `sh -c "ulimit -n"`: without a PATH
-      // (the helper starts them with an empty environment) they assume 1,024 and hold about 400 waiters each.
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    });
+    await using cluster = await startRelays(redis.url, 3, loadRunEnv(TOKEN));
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
 
     // A waitForCode over the balancer, which resumes by itself wherever the balancer sends it.
@@ -195,23 +189,11 @@ Deno.test({
   },
 });
 
-/** A seeded generator, so a failing order can be replayed (the seed is in the test name). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed / 2 ** 31;
-  };
-}
-
-const SEED = Number(Deno.env.get("SEED") ?? Date.now() % 100_000);
-/** Remote waiters through the balancer, socket waiters at each relay, and identical callbacks per flow. */
-const REMOTE_FLOWS = 1_000;
-const SOCKET_FLOWS_PER_RELAY = 100;
-const DUPLICATES = 20;
+const SEED = LOAD_SEED;
+const { remoteFlows: REMOTE_FLOWS, socketFlowsPerRelay: SOCKET_FLOWS_PER_RELAY, duplicates: DUPLICATES } = LOAD_RUN;
 /** Socket waiters of the killed relay whose callbacks come only after it died. */
 const LATE_FLOWS = 10;
-/** Callbacks in flight at once. */
-const PARALLEL_SENDS = 50;
+const PARALLEL_SENDS = LOAD_RUN.parallelSends;
 /** Seconds the killed relay's socket waiters wait: past the run, so that they report the relay gone. */
 const DOOMED_TIMEOUT_S = 40;
 
@@ -222,15 +204,7 @@ Deno.test({
   async fn() {
     const next = random(SEED);
     await using redis = await startRedis();
-    await using cluster = await startRelays(redis.url, 3, {
-      OAUTH_CLIENT_TOKENS: TOKEN,
-      OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
-      // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
-      OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
-      // The relays size their caps to the file limit they read with `sh -c "ulimit -n"`: without a PATH
-      // (the helper starts them with an empty environment) they assume 1,024 and hold about 400 waiters each.
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    });
+    await using cluster = await startRelays(redis.url, 3, loadRunEnv(TOKEN));
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
     const [, , doomed] = cluster.relays;
 
@@ -259,11 +233,7 @@ Deno.test({
     // relay's socket waiters only after it died, so that some of them are still waiting then.
     const late = new Set(flows.filter(({ relay }) => relay === doomed).slice(0, LATE_FLOWS).map(({ state }) => state));
     const copies = (state: string) => Array.from({ length: DUPLICATES }, () => state);
-    const sends = flows.filter(({ state }) => !late.has(state)).flatMap(({ state }) => copies(state));
-    for (let i = sends.length - 1; i > 0; i--) {
-      const j = Math.floor(next() * (i + 1));
-      [sends[i], sends[j]] = [sends[j], sends[i]];
-    }
+    const sends = shuffle(flows.filter(({ state }) => !late.has(state)).flatMap(({ state }) => copies(state)), next);
     sends.push(...[...late].flatMap(copies));
     const completes = new Map<string, number>();
     const send = async (state: string) => {

@@ -14,6 +14,7 @@ import { waitForCode } from "../src/client/wait.ts";
 import { SCRIPTS } from "../src/relay/registry/redis_scripts.ts";
 import { startTestRelay } from "./helpers.ts";
 import { type ClusterRelay, ignoreWithoutRedis, type RedisServer, startRedis, startRelays } from "./support/redis.ts";
+import { until } from "./support/timing.ts";
 
 const TOKEN = "outage-client-token-0123456789abcdef";
 const ignore = ignoreWithoutRedis();
@@ -29,15 +30,6 @@ function waitAt(settings: Record<string, unknown>, state: string) {
   const result = waitForCode({ state, timeout: 60, settings, onRegistered: () => resolve() });
   result.then(() => settled = true, () => settled = true);
   return { result, registered, settled: () => settled };
-}
-
-/** Asks every 50 ms until `check` holds (no event says when /health turns), or fails after `ms`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!await check()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 const healthIs = (relay: ClusterRelay, status: number) => async () => (await relay.health()).status === status;

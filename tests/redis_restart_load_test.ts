@@ -10,16 +10,21 @@ import assert from "node:assert/strict";
 import { waitForCode } from "../src/client/wait.ts";
 import { random, shuffle } from "./support/load.ts";
 import { ignoreWithoutNginx, startNginx } from "./support/nginx.ts";
-import { type ClusterRelay, ignoreWithoutRedis, startRedis, startRelays } from "./support/redis.ts";
+import {
+  type ClusterRelay,
+  ignoreWithoutRedis,
+  LOAD_RUN,
+  LOAD_SEED,
+  loadRunEnv,
+  startRedis,
+  startRelays,
+} from "./support/redis.ts";
+import { until, within } from "./support/timing.ts";
 
 const TOKEN = "restart-load-client-token-0123456789ab";
-const SEED = Number(Deno.env.get("SEED") ?? Date.now() % 100_000);
-/** Remote waiters through the balancer, socket waiters at each relay, and identical callbacks per flow. */
-const REMOTE_FLOWS = 1_000;
-const SOCKET_FLOWS_PER_RELAY = 100;
-const DUPLICATES = 20;
-/** Callbacks in flight at once. */
-const PARALLEL_SENDS = 50;
+const SEED = LOAD_SEED;
+const { remoteFlows: REMOTE_FLOWS, socketFlowsPerRelay: SOCKET_FLOWS_PER_RELAY, duplicates: DUPLICATES } = LOAD_RUN;
+const PARALLEL_SENDS = LOAD_RUN.parallelSends;
 /** Callbacks sent while Redis is down. */
 const OUTAGE_SENDS = 500;
 /** Seconds each waiter waits: well past the run, so that none ends by its own timeout. */
@@ -38,28 +43,6 @@ async function inBatches<T>(items: T[], size: number, task: (item: T) => Promise
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(task));
 }
 
-/** `promise`, or a failure naming `what` after `ms`: a missing feature fails the test instead of hanging it. */
-async function within<T>(what: string, promise: Promise<T>, ms = PHASE_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Asks every 50 ms until `check` holds (no event says when /health turns), or fails after `ms`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!await check()) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const healthIs = (relay: ClusterRelay, status: number) => async () => (await relay.health()).status === status;
 
 Deno.test({
@@ -69,15 +52,7 @@ Deno.test({
   async fn() {
     const next = random(SEED);
     await using redis = await startRedis();
-    await using cluster = await startRelays(redis.url, 3, {
-      OAUTH_CLIENT_TOKENS: TOKEN,
-      OAUTH_MAX_WAITERS_PER_TOKEN: String(REMOTE_FLOWS),
-      // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
-      OAUTH_MAX_HTTP_CONNECTIONS: String(2 * REMOTE_FLOWS),
-      // The relays size their caps to the file limit they read with `sh -c "ulimit -n"`: without a PATH
-      // (the helper starts them with an empty environment) they assume 1,024 and hold about 400 waiters each.
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    });
+    await using cluster = await startRelays(redis.url, 3, loadRunEnv(TOKEN));
     await using proxy = await startNginx({ upstreams: cluster.relays.map((relay) => new URL(relay.url).host) });
 
     type Flow = { state: string; result: Promise<{ code: string | null }>; settled: boolean };
@@ -137,6 +112,7 @@ Deno.test({
     await within(
       "the callbacks answered 'complete' reach their waiters",
       Promise.all([...completes.keys()].map((state) => byState.get(state)!.result)),
+      PHASE_MS,
     );
     const waiting = flows.filter((flow) => !flow.settled);
     assert.deepEqual(late.filter((flow) => flow.settled).map(({ state }) => state), [], "no code before its callback");
@@ -182,6 +158,7 @@ Deno.test({
           relay.logged(new RegExp(`Re-asserted the ${held.get(relay)} registration\\(s\\) this relay holds in Redis`))
         ),
       ),
+      PHASE_MS,
     );
     for (const relay of cluster.relays) await until(`relay ${relay.name} is healthy again`, healthIs(relay, 200));
     assert.equal(
@@ -201,7 +178,7 @@ Deno.test({
       );
     }
 
-    const results = await within("every flow completes", Promise.all(flows.map(({ result }) => result)));
+    const results = await within("every flow completes", Promise.all(flows.map(({ result }) => result)), PHASE_MS);
     const seen = JSON.stringify(Object.fromEntries(statuses));
     for (const [i, { state }] of flows.entries()) {
       assert.equal(results[i].code, `code-${state}`, state);

@@ -18,6 +18,7 @@ import { readFileLimit } from "../src/relay/fd_limit.ts";
 import { body, type PendingWait, startTestRelay, type TestRelay, wait } from "./helpers.ts";
 import { ignoreWithoutNginx, startNginx } from "./support/nginx.ts";
 import { httpClientTrusting, makeCertificates } from "./support/tls.ts";
+import { within } from "./support/timing.ts";
 
 const TOKEN = "https-client-token-0123456789abcdef";
 const CALLBACK_PATH = "/oauth/callback";
@@ -25,23 +26,6 @@ const CALLBACK_PATH = "/oauth/callback";
 /** A `fetch` that trusts the test CA, for `httpsTransport` and for callbacks. */
 function trustingFetch(client: Deno.HttpClient): typeof fetch {
   return (input, init) => fetch(input, { ...init, client });
-}
-
-/**
- * Rejects when `promise` has not settled within `ms`: a guard that turns a
- * hang (e.g. a proxy that buffers the stream) into a clear failure. Nothing
- * waits on it to make progress.
- */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, guard]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** GET the callback at `base` (the relay, or a proxy in front of it) with `client`. */
@@ -71,7 +55,7 @@ Deno.test("the whole flow over real HTTPS", async (t) => {
         resolve();
       },
     });
-    await within(Promise.race([registered, result.then(() => {})]), 10_000, "registered over HTTPS");
+    await within("registered over HTTPS", Promise.race([registered, result.then(() => {})]), 10_000);
     const page = await sendCallback(relay.url, { code: "TLS_CODE", state: "over-https" }, client);
     assert.equal(page.status, 200);
     assert.match(page.text, /Authorization Complete/);
@@ -162,7 +146,7 @@ Deno.test({
       const order: string[] = [];
       const { result, registered } = waitThrough(nginx.url, client, "via-nginx", () => order.push("registered"));
       // Were the stream buffered, `registered` would sit in nginx and this would time out.
-      await within(registered, 10_000, "registered event through nginx");
+      await within("registered event through nginx", registered, 10_000);
       order.push("callback sent");
       const page = await sendCallback(nginx.url, { code: "PROXIED", state: "via-nginx" }, client);
       assert.equal(page.status, 200);
@@ -189,13 +173,13 @@ Deno.test({
       let announced = 0;
       const quiet = waitThrough(nginx.url, client, "quiet", () => announced++);
       const cut = waitThrough(control.nginx.url, client, "cut");
-      await within(Promise.all([quiet.registered, cut.registered]), 10_000, "registered through nginx");
+      await within("registered through nginx", Promise.all([quiet.registered, cut.registered]), 10_000);
 
       // The quiet period itself is what is under test: nothing happens on purpose.
       await new Promise((resolve) => setTimeout(resolve, QUIET_MS));
 
       // nginx did cut the stream without heartbeats (the client came back with its secret) …
-      await within(control.relay.logged(/Client resumed its wait for state: 'cut'/), 1_000, "control cut");
+      await within("control cut", control.relay.logged(/Client resumed its wait for state: 'cut'/), 1_000);
       assert.match(await control.nginx.errorLog(), /upstream timed out/);
       // … and did not cut the one with heartbeats.
       assert.ok(
@@ -219,7 +203,7 @@ Deno.test({
 });
 
 function result(pending: PendingWait): Promise<OAuthCallbackResult> {
-  return within(pending.result, 10_000, "the code");
+  return within("the code", pending.result, 10_000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,7 +305,7 @@ Deno.test({
       const state = `socket-${i}-${run}`;
       flows.push({ state, code: `CODE-${state}`, pending: wait(relay, { state, timeout: 120 }) });
     }
-    await within(Promise.all(flows.map((flow) => flow.pending.registered)), 30_000, "2,000 registrations");
+    await within("2,000 registrations", Promise.all(flows.map((flow) => flow.pending.registered)), 30_000);
     assert.equal(await relay.relay.registry.count(), REMOTE_WAITERS + SOCKET_WAITERS);
     // Each remote waiter holds its own HTTP connection: 1,000 streams from this one process at once.
     assert.ok(relay.relay.httpStats().open >= REMOTE_WAITERS, JSON.stringify(relay.relay.httpStats()));
@@ -334,9 +318,9 @@ Deno.test({
     assert.deepEqual(Object.fromEntries(statuses), { 200: flows.length }, `seed ${seed}`);
 
     const outcomes = await within(
+      "2,000 results",
       Promise.allSettled(flows.map((flow) => flow.pending.result)),
       30_000,
-      "2,000 results",
     );
     const lost = outcomes.flatMap((outcome, i) =>
       outcome.status === "rejected" ? [`${flows[i].state}: ${outcome.reason}`] : []

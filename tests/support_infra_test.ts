@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { httpClientTrusting, makeCertificates, OPENSSL_AVAILABLE } from "./support/tls.ts";
 import { ignoreWithoutNginx, startNginx } from "./support/nginx.ts";
+import { within } from "./support/timing.ts";
 
 // CI installs openssl and nginx and must run these (a missing one fails there with one line).
 const NO_OPENSSL = !Deno.env.get("CI") && !OPENSSL_AVAILABLE;
@@ -17,19 +18,6 @@ if (NO_OPENSSL) {
   console.warn("Skipping the TLS infrastructure tests: openssl is not installed (apt-get install openssl)");
 }
 const NO_NGINX = NO_OPENSSL || ignoreWithoutNginx("the nginx infrastructure tests");
-
-/** Rejects with `what` when `promise` has not settled within `ms`: a hang becomes a failure. */
-async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A `Deno.serve` on a free loopback port, stopped with `await using`. */
 function serve(handler: Deno.ServeHandler<Deno.NetAddr>, tls?: { cert: string; key: string }) {
@@ -109,13 +97,13 @@ Deno.test({
       port = proxy.port;
       assert.equal(proxy.url, `https://127.0.0.1:${proxy.port}`);
       using client = httpClientTrusting(certs.caCert);
-      const response = await within(fetch(`${proxy.url}/events`, { client }), "response headers through nginx");
+      const response = await within("response headers through nginx", fetch(`${proxy.url}/events`, { client }));
       assert.equal(response.status, 200);
       assert.equal(response.headers.get("content-type"), "text/event-stream");
       const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
       let text = "";
       while (!text.includes("data: first\n\n")) {
-        const { value, done } = await within(reader.read(), "the first event before the second is released");
+        const { value, done } = await within("the first event before the second is released", reader.read());
         assert.ok(!done, `stream ended early: ${JSON.stringify(text)}`);
         text += value;
       }
@@ -123,7 +111,7 @@ Deno.test({
       assert.equal(text, "event: ready\ndata: first\n\n");
       second.resolve();
       for (;;) {
-        const { value, done } = await within(reader.read(), "the rest of the stream");
+        const { value, done } = await within("the rest of the stream", reader.read());
         if (done) break;
         text += value;
       }

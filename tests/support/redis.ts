@@ -261,6 +261,28 @@ async function readReplies(reader: ReadableStreamDefaultReader<Uint8Array>, coun
   return replies;
 }
 
+/**
+ * The load runs of "Several relays, one Redis" (a relay killed, Redis killed): remote waiters through the
+ * balancer, socket waiters at each relay, identical callbacks per flow, and callbacks in flight at once.
+ */
+export const LOAD_RUN = { remoteFlows: 1_000, socketFlowsPerRelay: 100, duplicates: 20, parallelSends: 50 } as const;
+
+/** The relays' environment for a load run, remote waiters with `token`. */
+export function loadRunEnv(token: string): Record<string, string> {
+  return {
+    OAUTH_CLIENT_TOKENS: token,
+    OAUTH_MAX_WAITERS_PER_TOKEN: String(LOAD_RUN.remoteFlows),
+    // Every remote waiter holds a connection to one relay, plus the callbacks in flight.
+    OAUTH_MAX_HTTP_CONNECTIONS: String(2 * LOAD_RUN.remoteFlows),
+    // The relays size their caps to the file limit they read with `sh -c "ulimit -n"`: without a PATH
+    // (startRelays starts them with an empty environment) they assume 1,024 and hold about 400 waiters each.
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+  };
+}
+
+/** A load run's seed: `SEED` from the environment replays a failing order (the tests put it in their names). */
+export const LOAD_SEED: number = Number(Deno.env.get("SEED") ?? Date.now() % 100_000);
+
 /** A relay process (`server.ts`, started as `deno task serve` starts it) of a cluster on one Redis. */
 export interface ClusterRelay {
   /** `A`, `B`, `C`…, for messages. */
