@@ -139,6 +139,8 @@ export class RedisRegistry implements Registry {
   readonly #acks = new Map<string, (delivered: boolean) => void>();
   /** One take at a time per state, so a wake-up and a sweep never both act on one registration. */
   readonly #takes = new Map<string, Promise<void>>();
+  /** One resume at a time per state: overlapping ones would put back each other's waiters in `#local`. */
+  readonly #resumes = new Map<string, Promise<unknown>>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #beating: Promise<void> | undefined;
   #beats = 0;
@@ -258,9 +260,27 @@ export class RedisRegistry implements Registry {
   /** Takes over a remote registration held anywhere in the cluster, when the resume secret matches. */
   async resume(waiter: Waiter & { remote: RemoteTicket }): Promise<ResumeOutcome> {
     if (waiter.state === null) return { kind: "refused" };
-    if (!this.#redis.usable) throw REFUSALS.unavailable();
     const key = waiter.state;
+    const before = this.#resumes.get(key);
+    const mine = (async () => {
+      if (before) await before;
+      return await this.#resume(key, waiter);
+    })();
+    const settled = mine.catch(() => {});
+    this.#resumes.set(key, settled);
+    try {
+      return await mine;
+    } finally {
+      if (this.#resumes.get(key) === settled) this.#resumes.delete(key);
+    }
+  }
+
+  async #resume(key: string, waiter: Waiter & { remote: RemoteTicket }): Promise<ResumeOutcome> {
+    if (!this.#redis.usable) throw REFUSALS.unavailable();
     const previous = this.#local.get(key);
+    // This relay holds the state for another client (a socket waiter, or another secret): refused before
+    // the stranger's waiter takes its place here, where a callback arriving meanwhile would find it.
+    if (previous && previous.waiter.remote?.resumeHash !== waiter.remote.resumeHash) return { kind: "refused" };
     const entry: Entry = { waiter, reg: newId() };
     this.#local.set(key, entry);
     let reply: string[];
