@@ -75,3 +75,11 @@ Deno.test("deadlines added from a firing deadline fire at a later tick", async (
   await promise;
   assert.deepEqual(order, ["first", "added"]);
 });
+
+Deno.test("a deadline of NaN milliseconds fires at the next tick rather than never", async () => {
+  const deadlines = new Deadlines(10);
+  const { promise, resolve } = Promise.withResolvers<void>();
+  deadlines.after(Number.NaN, resolve);
+  await promise;
+  assert.equal(deadlines.size, 0);
+});

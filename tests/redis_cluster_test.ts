@@ -195,3 +195,34 @@ Deno.test({
     await again.body?.cancel();
   },
 });
+
+Deno.test({
+  name: "a cancel at another relay after the callback was kept for a broken stream hands the code to nobody there",
+  ignore,
+  async fn() {
+    await using redis = await startRedis();
+    await using cluster = await startRelays(redis.url, 2, { OAUTH_CLIENT_TOKENS: TOKEN });
+    const [a, b] = cluster.relays;
+    const opened = await postWait(a.url, { state: "kept-then-cancelled", timeout: 600 });
+    const stream = readEvents(opened.body!);
+    const { resume } = (await stream.next())!.data;
+    // The stream breaks; the callback comes in the gap and is kept for the client.
+    await opened.body!.cancel().catch(() => {});
+    const page = await callback(a.url, { code: "KEPT-CODE", state: "kept-then-cancelled" });
+    assert.equal(page.status, 200, "kept for its client");
+    await page.text();
+
+    const cancelled = await fetch(`${b.url}/v1/wait`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ state: "kept-then-cancelled", resume }),
+    });
+    assert.equal(cancelled.status, 204);
+    await cancelled.body?.cancel();
+    // B took the registration only to let it go: the code is written to no stream there, and no line says so.
+    await cluster[Symbol.asyncDispose]();
+    const log = await b.log;
+    assert.match(log, /Client cancelled its wait for state: 'kept-then-cancelled' \(held elsewhere\)/);
+    assert.doesNotMatch(log, /delivered to client for state: 'kept-then-cancelled'/, "B delivered nothing");
+  },
+});

@@ -75,7 +75,9 @@ export class Deadlines {
       this.#swept = Math.floor(now / this.#tickMs);
       this.#timer = setInterval(() => this.#sweep(), this.#tickMs);
     }
-    const tick = Math.max(this.#swept + 1, Math.ceil((now + Math.min(Math.max(ms, 0), MAX_TIMER_MS)) / this.#tickMs));
+    // NaN (an end computed from nothing) fires at the next tick, as `setTimeout` would at once.
+    const delay = Number.isNaN(ms) ? 0 : Math.min(Math.max(ms, 0), MAX_TIMER_MS);
+    const tick = Math.max(this.#swept + 1, Math.ceil((now + delay) / this.#tickMs));
     const deadline: Deadline = { tick, fire };
     let bucket = this.#buckets.get(tick);
     if (!bucket) this.#buckets.set(tick, bucket = new Set());

@@ -180,8 +180,9 @@ export class ClientWaiter implements Waiter {
    * be discarded; `refused`: likewise, because another client holds it.
    *
    * @param message The client's request, as a register message.
+   * @param kept What to do with a callback kept while the client was away: deliver it now, or drop it (a cancel).
    */
-  async resume(message: RegisterMessage): Promise<ResumeResult> {
+  async resume(message: RegisterMessage, kept: "deliver" | "drop" = "deliver"): Promise<ResumeResult> {
     const remote = this.#link.remote;
     if (this.#phase !== "connected" || !remote || message.state == null) return "refused";
     this.#phase = "registering";
@@ -204,8 +205,8 @@ export class ClientWaiter implements Waiter {
       return "ended";
     }
     await this.#registered(seconds);
-    // The callback came while the client was away: it is handed over at once.
-    if (outcome.kind === "kept") await this.deliver(outcome.result);
+    // The callback came while the client was away: it is handed over at once (or dropped with a cancel).
+    if (outcome.kind === "kept" && kept === "deliver") await this.deliver(outcome.result);
     return "resumed";
   }
 

@@ -273,6 +273,8 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
       const taken = newLink(body.state, body.resume, fingerprint, peer);
       const outcome = await taken.waiter!.resume(
         { v: PROTOCOL_VERSION, type: "register", state: body.state, timeout: body.timeout },
+        // A callback kept for the client goes with its registration: the client gave up.
+        "drop",
       );
       if (outcome === "resumed") {
         logger.info(`Client cancelled its wait for state: ${quote(body.state)} (held elsewhere)`);

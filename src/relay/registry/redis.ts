@@ -549,6 +549,8 @@ export class RedisRegistry implements Registry {
   }
 
   #beat(): Promise<void> {
+    // A stopping relay has marked itself dead: a reconnect meanwhile must not make it alive again.
+    if (this.#retiring) return Promise.resolve();
     this.#beating ??= (async () => {
       try {
         const had = await this.#run("oauthHeartbeat", this.#key("i:", this.id), [

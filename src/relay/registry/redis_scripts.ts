@@ -321,7 +321,11 @@ if not last then had = 0 elseif now - tonumber(last) > live and not pardoned(now
 -- answers "reload in a moment", not "nobody waits".
 if not last and ARGV[6] == 'known' then redis.call('SET', P .. 'settling', now, 'PX', 2 * live) end
 local clock = tonumber(redis.call('GET', P .. 'clock') or '0')
-if clock > 0 and now - clock > live then redis.call('SET', P .. 'amnesty', now + live, 'PX', live) end
+if clock > 0 and now - clock > live then
+  redis.call('SET', P .. 'amnesty', now + live, 'PX', live)
+  -- Restored from a snapshot, registrations made after it are missing too: "reload", not "nobody waits".
+  redis.call('SET', P .. 'settling', now, 'PX', 2 * live)
+end
 redis.call('SET', P .. 'clock', now, 'PX', 86400000)
 local beat = now
 if ARGV[5] == 'retire' then beat = 0 end
