@@ -32,6 +32,15 @@ async function strangerCancels(url: string, state: string, count: number): Promi
   }
 }
 
+/** A `waitForCode` at a relay's socket for `state`, once the relay has registered it. */
+async function socketWaiter(socketPath: string, state: string): Promise<{ result: Promise<{ code: string | null }> }> {
+  const { promise: registered, resolve } = Promise.withResolvers<void>();
+  const result = waitForCode({ state, timeout: 30, settings: { socketPath }, onRegistered: () => resolve() });
+  result.catch(() => {});
+  await registered;
+  return { result };
+}
+
 Deno.test({
   name: "overlapping DELETEs with a wrong secret do not take a socket waiter's callback away (404, code lost)",
   ignore,
@@ -39,15 +48,7 @@ Deno.test({
     await using redis = await startRedis();
     await using cluster = await startRelays(redis.url, 1, { OAUTH_CLIENT_TOKENS: TOKEN });
     const [a] = cluster.relays;
-    const { promise: registered, resolve } = Promise.withResolvers<void>();
-    const result = waitForCode({
-      state: "victim",
-      timeout: 30,
-      settings: { socketPath: a.socketPath },
-      onRegistered: () => resolve(),
-    });
-    result.catch(() => {});
-    await registered;
+    const { result } = await socketWaiter(a.socketPath, "victim");
 
     await strangerCancels(a.url, "victim", 20);
 
@@ -88,15 +89,7 @@ Deno.test({
     await using redis = await startRedis();
     await using cluster = await startRelays(redis.url, 1, { OAUTH_CLIENT_TOKENS: TOKEN });
     const [a] = cluster.relays;
-    const { promise: registered, resolve } = Promise.withResolvers<void>();
-    const result = waitForCode({
-      state: "victim",
-      timeout: 30,
-      settings: { socketPath: a.socketPath },
-      onRegistered: () => resolve(),
-    });
-    result.catch(() => {});
-    await registered;
+    const { result } = await socketWaiter(a.socketPath, "victim");
 
     await strangerCancels(a.url, "victim", 20);
     // Redis comes back empty: the relay re-asserts what it holds.
