@@ -273,7 +273,8 @@ export function createWaitRoute(options: WaitRouteOptions): WaitRoute {
       const taken = newLink(body.state, body.resume, fingerprint, peer);
       const outcome = await taken.waiter!.resume(
         { v: PROTOCOL_VERSION, type: "register", state: body.state, timeout: body.timeout },
-        // A callback kept for the client goes with its registration: the client gave up.
+        // A callback already kept is not written here, to a stream nobody reads: it stays kept, for the
+        // secret's holder only, until the grace period ends.
         "drop",
       );
       if (outcome === "resumed") {
