@@ -21,7 +21,8 @@ import { login, type LoginOptions } from "../login.ts";
 import { LoginCheckError, LoginError } from "../src/login/errors.ts";
 import { defaultTransport } from "../src/client/transport/default.ts";
 import type { Transport } from "../src/client/transport/transport.ts";
-import { body, startTestRelay, type TestRelay } from "./helpers.ts";
+import { startTestRelay, type TestRelay } from "./helpers.ts";
+import { authorize } from "./support/login_cli.ts";
 
 /** A running mock authorization server on 127.0.0.1, stopped with `await using`. */
 async function startMockProvider() {
@@ -42,14 +43,6 @@ async function startMockProvider() {
       await server.stop();
     },
   };
-}
-
-/** The person: opens the link, and their browser follows the provider's redirect to the relay. */
-async function authorize(link: string): Promise<void> {
-  const answer = await fetch(link, { redirect: "manual" });
-  await body(answer);
-  assert.equal(answer.status, 302);
-  await body(await fetch(answer.headers.get("location")!));
 }
 
 /** login() against `issuer` through `relay`, the person authorizing as soon as the link is shown. */

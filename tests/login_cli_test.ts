@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import { Events, type MutableRedirectUri, type MutableResponse, OAuth2Server } from "oauth2-mock-server";
 import { main } from "../src/cli/main.ts";
 import { EXIT } from "../src/cli/io.ts";
-import { body, startTestRelay, tempDir } from "./helpers.ts";
-import { runLogin } from "./support/login_cli.ts";
+import { startTestRelay, tempDir } from "./helpers.ts";
+import { authorize, runLogin } from "./support/login_cli.ts";
 import { CONFIDENTIAL_CLIENT, PUBLIC_CLIENT, startOidcProvider } from "./support/oidc_provider.ts";
 
 /** Runs `main(["login", ...args])` in-process with `env` as the whole environment. */
@@ -190,6 +190,20 @@ Deno.test("login exits 9 when the provider cannot be used: unreachable, or it re
   });
 });
 
+/** The CLI's flags for the GitHub-like provider: explicit endpoints, a client id and a scope. */
+function gitHubLikeArgs(provider: { base: string }): string[] {
+  return [
+    "--authorization-endpoint",
+    `${provider.base}/authorize`,
+    "--token-endpoint",
+    `${provider.base}/token`,
+    "--client-id",
+    "github-like",
+    "--scope",
+    "read:user",
+  ];
+}
+
 /**
  * oauth2-mock-server as GitHub is: no metadata used, no ID token, and whatever the test records.
  *
@@ -230,22 +244,15 @@ async function startGitHubLike(tamper: (response: Record<string, unknown>) => vo
 Deno.test("login with explicit endpoints (a provider without metadata, as GitHub) prints the tokens", async () => {
   await using relay = await startTestRelay();
   await using provider = await startGitHubLike();
-  await using cli = runLogin([
-    "--authorization-endpoint",
-    `${provider.base}/authorize`,
-    "--token-endpoint",
-    `${provider.base}/token`,
-    "--client-id",
-    "github-like",
-    "--scope",
-    "read:user",
-  ], { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath!, OAUTH_CLIENT_SECRET: "gh-secret" });
+  await using cli = runLogin(gitHubLikeArgs(provider), {
+    OAUTH_PUBLIC_URL: relay.url,
+    OAUTH_SOCKET_PATH: relay.client.socketPath!,
+    OAUTH_CLIENT_SECRET: "gh-secret",
+  });
   const link = new URL(await cli.link);
   assert.equal(link.origin + link.pathname, `${provider.base}/authorize`);
   // The person's browser: the provider redirects at once, to the relay.
-  const answer = await fetch(link, { redirect: "manual" });
-  await body(answer);
-  await body(await fetch(answer.headers.get("location")!));
+  await authorize(link.href);
 
   const { code, stdout, stderr } = await cli.output;
   assert.equal(code, EXIT.CODE, stderr);
@@ -253,10 +260,10 @@ Deno.test("login with explicit endpoints (a provider without metadata, as GitHub
   assert.equal(tokens.token_type, "bearer");
   assert.equal(tokens.id_token, undefined);
   // PKCE even here, no nonce without openid; the secret went in a Basic header (RFC 6749 §2.3.1), never the link.
-  const [authorize] = provider.authorizeRequests;
-  assert.equal(authorize.searchParams.get("code_challenge_method"), "S256");
-  assert.equal(authorize.searchParams.get("nonce"), null);
-  assert.doesNotMatch(authorize.href, /gh-secret/);
+  const [authorizeRequest] = provider.authorizeRequests;
+  assert.equal(authorizeRequest.searchParams.get("code_challenge_method"), "S256");
+  assert.equal(authorizeRequest.searchParams.get("nonce"), null);
+  assert.doesNotMatch(authorizeRequest.href, /gh-secret/);
   const [exchange] = provider.tokenRequests;
   const [id, secret] = atob(exchange.authorization!.replace(/^Basic /, "")).split(":").map(decodeURIComponent);
   assert.deepEqual([id, secret], ["github-like", "gh-secret"]);
@@ -266,19 +273,11 @@ Deno.test("login with explicit endpoints (a provider without metadata, as GitHub
 Deno.test("login exits 7 with one line, and no token on stderr, when the token response has an unknown token type", async () => {
   await using relay = await startTestRelay();
   await using provider = await startGitHubLike((response) => response.token_type = "mac");
-  await using cli = runLogin([
-    "--authorization-endpoint",
-    `${provider.base}/authorize`,
-    "--token-endpoint",
-    `${provider.base}/token`,
-    "--client-id",
-    "github-like",
-    "--scope",
-    "read:user",
-  ], { OAUTH_PUBLIC_URL: relay.url, OAUTH_SOCKET_PATH: relay.client.socketPath! });
-  const answer = await fetch(await cli.link, { redirect: "manual" });
-  await body(answer);
-  await body(await fetch(answer.headers.get("location")!));
+  await using cli = runLogin(gitHubLikeArgs(provider), {
+    OAUTH_PUBLIC_URL: relay.url,
+    OAUTH_SOCKET_PATH: relay.client.socketPath!,
+  });
+  await authorize(await cli.link);
 
   const { code, stdout, stderr } = await cli.output;
   const accessToken = String(provider.tokenResponses[0]?.access_token);
@@ -296,14 +295,7 @@ Deno.test("login --qr with a link too long for a QR code shows the link, says so
   await using relay = await startTestRelay();
   await using provider = await startGitHubLike();
   const { code, stdout, stderr } = await loginMain([
-    "--authorization-endpoint",
-    `${provider.base}/authorize`,
-    "--token-endpoint",
-    `${provider.base}/token`,
-    "--client-id",
-    "github-like",
-    "--scope",
-    "read:user",
+    ...gitHubLikeArgs(provider),
     "--param",
     `login_hint=${"x".repeat(3000)}`,
     "--qr",

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { EXIT } from "../../src/cli/io.ts";
 import { authorizeInBrowser, HAS_CHROMIUM, launchBrowser } from "../support/browser.ts";
-import { loginWorld as setup, runLogin, userinfo } from "../support/login_cli.ts";
+import { loginWorld as setup, runLogin, signInEndToEnd } from "../support/login_cli.ts";
 import { PUBLIC_CLIENT } from "../support/oidc_provider.ts";
 
 const BIN = Deno.env.get("CROSS_RUNTIME_BIN");
@@ -41,35 +41,8 @@ for (const runtime of ["node", "bun"]) {
     async fn() {
       await using world = await setup();
       await using browser = await launchBrowser();
-      await using cli = runLogin(
-        ["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT, "--scope", "openid email"],
-        world.env,
-        [runtime, BIN],
-      );
-      const link = new URL(await cli.link);
-      // PAR: the link names the pushed request, nothing of it (RFC 9126 §4).
-      assert.deepEqual([...link.searchParams.keys()], ["client_id", "request_uri"]);
-      const page = await authorizeInBrowser(browser, link.href, "consent", "erin");
-      assert.match(page.text, /Authorization Complete/);
-      assert.equal(new URL(page.url).origin, world.relay.url);
-
-      const { code, stdout, stderr } = await cli.output;
-      assert.equal(code, EXIT.CODE, stderr);
-      assert.equal(stdout.split("\n").length, 2, "one line of JSON");
-      const tokens = JSON.parse(stdout);
-      assert.equal(tokens.token_type, "bearer");
-      assert.equal(tokens.scope, "openid email");
-      assert.deepEqual(await userinfo(world.provider.issuer, tokens.access_token), {
-        sub: "erin",
-        email: "erin@example.test",
-        email_verified: true,
-      });
+      const { stderr } = await signInEndToEnd(world, browser, "erin", [runtime, BIN]);
       assert.match(stderr, /^oauth-relay: open this link in a browser, on any device, to authorize:\n/);
-      assert.match(stderr, /\noauth-relay: open it within 60 seconds \(the provider's limit\)\n/);
-      // No QR code and no countdown when stderr is not a terminal.
-      // deno-lint-ignore no-control-regex -- ESC starts every terminal colour
-      assert.doesNotMatch(stderr, /\x1b\[/);
-      assert.doesNotMatch(stderr, new RegExp(tokens.access_token), "no token on stderr");
     },
   });
 }

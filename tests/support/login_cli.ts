@@ -7,8 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import { startTestRelay } from "../helpers.ts";
-import { startOidcProvider } from "./oidc_provider.ts";
+import { body, startTestRelay } from "../helpers.ts";
+import { authorizeInBrowser, type TestBrowser } from "./browser.ts";
+import { PUBLIC_CLIENT, startOidcProvider } from "./oidc_provider.ts";
+import { EXIT } from "../../src/cli/io.ts";
 
 const CLIENT = new URL("../../client.ts", import.meta.url).pathname;
 
@@ -104,4 +106,58 @@ export async function userinfo(issuer: string, accessToken: string): Promise<Rec
   const body = await response.json();
   assert.equal(response.status, 200, JSON.stringify(body));
   return body;
+}
+
+/** The person: opens the link, and their browser follows the provider's redirect to the relay. */
+export async function authorize(link: string): Promise<void> {
+  const answer = await fetch(link, { redirect: "manual" });
+  await body(answer);
+  assert.equal(answer.status, 302);
+  await body(await fetch(answer.headers.get("location")!));
+}
+
+/**
+ * The sign-in every runtime's end-to-end test checks: `login --scope "openid email"` run by `program`, its link a
+ * pushed request (RFC 9126 §4), `user` signing in with Chromium, the page complete at the relay, one line of JSON on
+ * stdout whose access token the provider's userinfo takes for `user`, and on stderr the link's lifetime, no terminal
+ * colours and no token.
+ *
+ * @returns The link, the tokens and stderr, for the caller's own checks.
+ */
+export async function signInEndToEnd(
+  world: Awaited<ReturnType<typeof loginWorld>>,
+  browser: TestBrowser,
+  user = "alice",
+  program: readonly string[] = DENO_CLIENT,
+): Promise<{ link: URL; tokens: Record<string, string>; stderr: string }> {
+  await using cli = runLogin(
+    ["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT, "--scope", "openid email"],
+    world.env,
+    program,
+  );
+  const link = new URL(await cli.link);
+  // PAR: the link names the pushed request, nothing of it (RFC 9126 §4).
+  assert.deepEqual([...link.searchParams.keys()], ["client_id", "request_uri"]);
+  const page = await authorizeInBrowser(browser, link.href, "consent", user);
+  assert.match(page.text, /Authorization Complete/);
+  assert.equal(new URL(page.url).origin, world.relay.url);
+
+  const { code, stdout, stderr } = await cli.output;
+  assert.equal(code, EXIT.CODE, stderr);
+  assert.equal(stdout.split("\n").length, 2, "one line of JSON");
+  const tokens = JSON.parse(stdout);
+  assert.equal(tokens.token_type, "bearer");
+  assert.equal(tokens.scope, "openid email");
+  assert.deepEqual(await userinfo(world.provider.issuer, tokens.access_token), {
+    sub: user,
+    email: `${user}@example.test`,
+    email_verified: true,
+  });
+  // The provider's pushed request lasts 60 seconds, less than the wait: the person is told.
+  assert.match(stderr, /\noauth-relay: open it within 60 seconds \(the provider's limit\)\n/);
+  // No QR code and no countdown when stderr is not a terminal.
+  // deno-lint-ignore no-control-regex -- ESC starts every terminal colour
+  assert.doesNotMatch(stderr, /\x1b\[/);
+  assert.doesNotMatch(stderr, new RegExp(tokens.access_token), "no token on stderr");
+  return { link, tokens, stderr };
 }
