@@ -14,7 +14,7 @@ import { LoginDeniedError } from "../src/login/errors.ts";
 import { EXIT } from "../src/cli/io.ts";
 import { tempDir } from "./helpers.ts";
 import { authorizeInBrowser, HAS_CHROMIUM, launchBrowser } from "./support/browser.ts";
-import { loginWorld as setup, runLogin, signInEndToEnd, userinfo } from "./support/login_cli.ts";
+import { cancelEndToEnd, loginWorld as setup, runLogin, signInEndToEnd, userinfo } from "./support/login_cli.ts";
 import { CONFIDENTIAL_CLIENT, PUBLIC_CLIENT } from "./support/oidc_provider.ts";
 
 if (!HAS_CHROMIUM) console.warn("Skipping the login tests that need a browser: chromium is not installed");
@@ -102,16 +102,7 @@ test("without PAR the link carries the request itself: PKCE S256, a 256-bit stat
 test("a person who cancels at the provider: exit 6 with the provider's error and description", async () => {
   await using world = await setup();
   await using browser = await launchBrowser();
-  await using cli = runLogin(["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT], world.env);
-  const page = await authorizeInBrowser(browser, await cli.link, "cancel");
-  assert.match(page.text, /Authorization Not Granted/);
-  const { code, stdout, stderr } = await cli.output;
-  assert.equal(code, EXIT.DENIED);
-  assert.equal(stdout, "");
-  assert.match(
-    stderr,
-    /\noauth-relay: The authorization was not granted: access_denied \(End-User aborted interaction\)\n$/,
-  );
+  await cancelEndToEnd(world, browser);
 });
 
 test("login() rejects with LoginDeniedError carrying the provider's error when the person cancels", async () => {

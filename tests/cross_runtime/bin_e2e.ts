@@ -14,9 +14,8 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../../src/cli/io.ts";
-import { authorizeInBrowser, HAS_CHROMIUM, launchBrowser } from "../support/browser.ts";
-import { loginWorld as setup, runLogin, signInEndToEnd } from "../support/login_cli.ts";
-import { PUBLIC_CLIENT } from "../support/oidc_provider.ts";
+import { HAS_CHROMIUM, launchBrowser } from "../support/browser.ts";
+import { cancelEndToEnd, loginWorld as setup, signInEndToEnd } from "../support/login_cli.ts";
 
 const BIN = Deno.env.get("CROSS_RUNTIME_BIN");
 if (!BIN) throw new Error("CROSS_RUNTIME_BIN is not set: run this file with tests/cross_runtime/run.ts");
@@ -53,20 +52,7 @@ Deno.test({
   async fn() {
     await using world = await setup();
     await using browser = await launchBrowser();
-    await using cli = runLogin(
-      ["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT],
-      world.env,
-      ["node", BIN],
-    );
-    const page = await authorizeInBrowser(browser, await cli.link, "cancel");
-    assert.match(page.text, /Authorization Not Granted/);
-    const { code, stdout, stderr } = await cli.output;
-    assert.equal(code, EXIT.DENIED);
-    assert.equal(stdout, "");
-    assert.match(
-      stderr,
-      /\noauth-relay: The authorization was not granted: access_denied \(End-User aborted interaction\)\n$/,
-    );
+    await cancelEndToEnd(world, browser, ["node", BIN]);
   },
 });
 

@@ -161,3 +161,24 @@ export async function signInEndToEnd(
   assert.doesNotMatch(stderr, new RegExp(tokens.access_token), "no token on stderr");
   return { link, tokens, stderr };
 }
+
+/**
+ * The person cancels at the provider, as every runtime's end-to-end test checks: the relay's page says not granted,
+ * `login` run by `program` exits 6 with nothing on stdout and the provider's error and description on stderr.
+ */
+export async function cancelEndToEnd(
+  world: Awaited<ReturnType<typeof loginWorld>>,
+  browser: TestBrowser,
+  program: readonly string[] = DENO_CLIENT,
+): Promise<void> {
+  await using cli = runLogin(["--issuer", world.provider.issuer, "--client-id", PUBLIC_CLIENT], world.env, program);
+  const page = await authorizeInBrowser(browser, await cli.link, "cancel");
+  assert.match(page.text, /Authorization Not Granted/);
+  const { code, stdout, stderr } = await cli.output;
+  assert.equal(code, EXIT.DENIED);
+  assert.equal(stdout, "");
+  assert.match(
+    stderr,
+    /\noauth-relay: The authorization was not granted: access_denied \(End-User aborted interaction\)\n$/,
+  );
+}
